@@ -1,0 +1,142 @@
+//! The AWS Lambda REST API (restJson1, API version 2015-03-31).
+//!
+//! [`handle`] dispatches a routed request to its resource module. Operations Kiln does not
+//! implement yet answer `501 NotImplementedException` naming the operation (never a 404 page or
+//! a hang); `docs/compat.md` lists them.
+
+mod account;
+mod config;
+mod function_ref;
+mod functions;
+mod render;
+mod runtimes;
+mod tags;
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kiln_core::{AccountContext, FunctionName};
+use kiln_engine::{EngineError, UnzipError};
+
+use crate::ApiState;
+use crate::error::{ApiError, ErrorCode};
+use crate::operation::Operation;
+use crate::request::RequestContext;
+
+/// Runs one Lambda operation.
+pub(crate) async fn handle(
+    state: &ApiState,
+    context: RequestContext,
+) -> Result<Response, ApiError> {
+    use Operation::*;
+    match context.operation.operation {
+        CreateFunction => functions::create(state, &context).await,
+        GetFunction => functions::get(state, &context),
+        GetFunctionConfiguration => functions::get_configuration(state, &context),
+        ListFunctions => functions::list(state, &context),
+        UpdateFunctionCode => functions::update_code(state, &context).await,
+        UpdateFunctionConfiguration => functions::update_configuration(state, &context).await,
+        DeleteFunction => functions::delete(state, &context).await,
+        GetAccountSettings => account::get_settings(state),
+        TagResource => tags::tag(state, &context).await,
+        UntagResource => tags::untag(state, &context).await,
+        ListTags => tags::list(state, &context),
+        other => Err(ApiError::new(
+            ErrorCode::NotImplemented,
+            format!(
+                "Kiln does not implement the Lambda operation {} yet (see docs/compat.md).",
+                other.name()
+            ),
+        )),
+    }
+}
+
+/// A JSON response with the given status.
+pub(crate) fn json(status: StatusCode, body: &serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// An empty `204 No Content`.
+pub(crate) fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `Function not found: ARN[:QUALIFIER]`, Lambda's 404 for functions and versions.
+pub(crate) fn function_not_found(
+    account: &AccountContext,
+    name: &str,
+    qualifier: Option<&str>,
+) -> ApiError {
+    let mut arn = format!(
+        "arn:{}:lambda:{}:{}:function:{name}",
+        account.partition, account.region, account.account_id
+    );
+    if let Some(qualifier) = qualifier {
+        arn.push(':');
+        arn.push_str(qualifier);
+    }
+    ApiError::not_found(format!("Function not found: {arn}"))
+}
+
+/// Maps an engine error to the AWS error a Lambda user would get.
+pub(crate) fn engine_error(account: &AccountContext, error: EngineError) -> ApiError {
+    match error {
+        EngineError::FunctionNotFound { name, qualifier } => {
+            function_not_found(account, name.as_str(), qualifier.as_deref())
+        }
+        EngineError::FunctionExists { name } => {
+            ApiError::conflict(format!("Function already exist: {name}"))
+        }
+        EngineError::RevisionMismatch => ApiError::new(
+            ErrorCode::PreconditionFailed,
+            "The Revision Id provided does not match the latest Revision Id. \
+             Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
+        ),
+        EngineError::CannotDeleteLatest => ApiError::invalid_parameter(
+            "$LATEST version cannot be deleted without deleting the function.",
+        ),
+        EngineError::TooManyTags => {
+            ApiError::invalid_parameter("Number of tags exceeds resource tag limit.")
+        }
+        EngineError::ZippedTooLarge { limit } => ApiError::new(
+            ErrorCode::RequestEntityTooLarge,
+            format!("Zipped size must be smaller than {limit} bytes"),
+        ),
+        EngineError::UnzippedTooLarge { limit } => {
+            ApiError::invalid_parameter(format!("Unzipped size must be smaller than {limit} bytes"))
+        }
+        EngineError::InvalidZip(reason) => invalid_zip(&reason),
+        error @ (EngineError::Store(_) | EngineError::Internal(_)) => {
+            tracing::error!(%error, "engine failure");
+            ApiError::internal("An internal error occurred while handling the request.")
+        }
+    }
+}
+
+/// Lambda's message for an archive it cannot unzip; for archives Kiln refuses on purpose
+/// (hostile paths and links) the reason is appended.
+fn invalid_zip(reason: &UnzipError) -> ApiError {
+    const MESSAGE: &str =
+        "Could not unzip uploaded file. Please check your file, then try to upload again.";
+    match reason {
+        UnzipError::NotAZip(_) | UnzipError::CorruptEntry { .. } => {
+            ApiError::invalid_parameter(MESSAGE)
+        }
+        refused => ApiError::invalid_parameter(format!("{MESSAGE} Kiln refused it: {refused}.")),
+    }
+}
+
+/// Looks a function up in the engine's snapshot, mapping absence to Lambda's 404.
+pub(crate) fn lookup(
+    state: &ApiState,
+    name: &FunctionName,
+) -> Result<std::sync::Arc<kiln_core::Function>, ApiError> {
+    state
+        .engine()
+        .function(name)
+        .map_err(|error| engine_error(state.engine().account(), error))
+}

@@ -1,0 +1,190 @@
+//! Rendering domain functions as Lambda's `FunctionConfiguration` and `GetFunction` JSON.
+
+use kiln_core::{AccountContext, Function, FunctionVersion, LogFormat, TracingMode, VersionId};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::wire::lambda_timestamp;
+
+/// How much of a configuration to show: `ListFunctions` omits the lifecycle fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum View {
+    Full,
+    Listing,
+}
+
+/// Lambda's `FunctionConfiguration` for one version. `qualified` puts the version into
+/// `FunctionArn`, as Lambda does when the caller named a version.
+pub(crate) fn configuration(
+    account: &AccountContext,
+    function: &Function,
+    version: &FunctionVersion,
+    qualified: bool,
+    view: View,
+) -> Value {
+    let config = &version.config;
+    let version_id = version.version_id();
+    let arn = if qualified || version_id != VersionId::Latest {
+        format!(
+            "{}:{}",
+            account.function_arn(&function.name),
+            version_id.as_lambda_string()
+        )
+    } else {
+        account.function_arn(&function.name)
+    };
+    let mut out = Map::new();
+    out.insert("FunctionName".into(), json!(function.name.as_str()));
+    out.insert("FunctionArn".into(), json!(arn));
+    out.insert("Runtime".into(), json!(config.runtime));
+    out.insert("Role".into(), json!(config.role));
+    out.insert("Handler".into(), json!(config.handler));
+    out.insert("CodeSize".into(), json!(version.code.size_bytes));
+    out.insert("Description".into(), json!(config.description));
+    out.insert("Timeout".into(), json!(config.timeout_seconds));
+    out.insert("MemorySize".into(), json!(config.memory_size_mb));
+    out.insert(
+        "LastModified".into(),
+        json!(lambda_timestamp(version.last_modified)),
+    );
+    out.insert("CodeSha256".into(), json!(version.code.sha256_base64));
+    out.insert("Version".into(), json!(version_id.as_lambda_string()));
+    if let Some(vpc) = &config.vpc {
+        out.insert(
+            "VpcConfig".into(),
+            json!({
+                "SubnetIds": vpc.subnet_ids,
+                "SecurityGroupIds": vpc.security_group_ids,
+                "VpcId": "",
+                "Ipv6AllowedForDualStack": vpc.ipv6_allowed_for_dual_stack,
+            }),
+        );
+    }
+    if let Some(dead_letter) = &config.dead_letter {
+        out.insert(
+            "DeadLetterConfig".into(),
+            json!({"TargetArn": dead_letter.target_arn}),
+        );
+    }
+    if let Some(environment) = &config.environment {
+        let variables: Map<String, Value> = environment
+            .iter()
+            .map(|(key, value)| (key.clone(), json!(value)))
+            .collect();
+        out.insert("Environment".into(), json!({ "Variables": variables }));
+    }
+    if let Some(kms) = &config.kms_key_arn {
+        out.insert("KMSKeyArn".into(), json!(kms));
+    }
+    out.insert(
+        "TracingConfig".into(),
+        json!({"Mode": match config.tracing_mode {
+            TracingMode::Active => "Active",
+            TracingMode::PassThrough => "PassThrough",
+        }}),
+    );
+    out.insert("RevisionId".into(), json!(version.revision_id));
+    if view == View::Full {
+        insert_lifecycle(&mut out, version);
+    }
+    out.insert("PackageType".into(), json!("Zip"));
+    out.insert(
+        "Architectures".into(),
+        json!([config.architecture.as_str()]),
+    );
+    out.insert(
+        "EphemeralStorage".into(),
+        json!({"Size": config.ephemeral_storage_mb}),
+    );
+    out.insert(
+        "SnapStart".into(),
+        json!({"ApplyOn": "None", "OptimizationStatus": "Off"}),
+    );
+    if view == View::Full {
+        out.insert(
+            "RuntimeVersionConfig".into(),
+            json!({"RuntimeVersionArn": runtime_version_arn(account, &config.runtime)}),
+        );
+    }
+    let mut logging = Map::new();
+    logging.insert(
+        "LogFormat".into(),
+        json!(match config.logging.log_format {
+            LogFormat::Json => "JSON",
+            LogFormat::Text => "Text",
+        }),
+    );
+    if let Some(level) = &config.logging.application_log_level {
+        logging.insert("ApplicationLogLevel".into(), json!(level));
+    }
+    if let Some(level) = &config.logging.system_log_level {
+        logging.insert("SystemLogLevel".into(), json!(level));
+    }
+    logging.insert("LogGroup".into(), json!(config.logging.log_group));
+    out.insert("LoggingConfig".into(), Value::Object(logging));
+    Value::Object(out)
+}
+
+fn insert_lifecycle(out: &mut Map<String, Value>, version: &FunctionVersion) {
+    out.insert("State".into(), json!(version.state.state.as_str()));
+    if let Some(reason) = &version.state.reason {
+        out.insert("StateReason".into(), json!(reason));
+    }
+    if let Some(code) = &version.state.reason_code {
+        out.insert("StateReasonCode".into(), json!(code));
+    }
+    // Lambda reports no update status until the function's first deployment has finished;
+    // the engine leaves `last_update` empty until then.
+    if let Some(update) = &version.last_update {
+        out.insert("LastUpdateStatus".into(), json!(update.status.as_str()));
+        if let Some(reason) = &update.reason {
+            out.insert("LastUpdateStatusReason".into(), json!(reason));
+        }
+        if let Some(code) = &update.reason_code {
+            out.insert("LastUpdateStatusReasonCode".into(), json!(code));
+        }
+    }
+}
+
+/// A stable identifier of the runtime build Kiln runs for `runtime`, shaped like Lambda's
+/// `arn:aws:lambda:REGION::runtime:HEX`. It changes with Kiln's version, as Lambda's changes
+/// when AWS patches a runtime.
+pub(crate) fn runtime_version_arn(account: &AccountContext, runtime: &str) -> String {
+    let digest = Sha256::digest(format!("kiln/{}/{runtime}", env!("CARGO_PKG_VERSION")));
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!(
+        "arn:{}:lambda:{}::runtime:{hex}",
+        account.partition, account.region
+    )
+}
+
+/// Lambda's `GetFunction` response.
+pub(crate) fn get_function(
+    account: &AccountContext,
+    function: &Function,
+    version: &FunctionVersion,
+    qualified: bool,
+    host: &str,
+) -> Value {
+    let mut out = Map::new();
+    out.insert(
+        "Configuration".into(),
+        configuration(account, function, version, qualified, View::Full),
+    );
+    out.insert(
+        "Code".into(),
+        json!({
+            "RepositoryType": "S3",
+            "Location": code_location(host, &version.code.sha256_hex),
+        }),
+    );
+    if !function.tags.is_empty() {
+        out.insert("Tags".into(), json!(function.tags));
+    }
+    Value::Object(out)
+}
+
+/// Where Kiln serves a code package for download (`Code.Location`).
+pub(crate) fn code_location(host: &str, sha256_hex: &str) -> String {
+    format!("http://{host}/_kiln/code/{sha256_hex}.zip")
+}

@@ -1,0 +1,55 @@
+//! Errors the engine's commands return.
+
+use kiln_core::FunctionName;
+use kiln_store::{StoreError, UnzipError};
+
+/// Why a command was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("function {name} not found")]
+    FunctionNotFound {
+        name: FunctionName,
+        /// The qualifier that was asked for, when the function exists but that version doesn't.
+        qualifier: Option<String>,
+    },
+    #[error("function {name} already exists")]
+    FunctionExists { name: FunctionName },
+    #[error("the revision id does not match the latest revision")]
+    RevisionMismatch,
+    #[error("$LATEST cannot be deleted without deleting the function")]
+    CannotDeleteLatest,
+    #[error("too many tags")]
+    TooManyTags,
+    #[error("zipped code exceeds {limit} bytes")]
+    ZippedTooLarge { limit: u64 },
+    #[error("unzipped code exceeds {limit} bytes")]
+    UnzippedTooLarge { limit: u64 },
+    #[error("invalid code package: {0}")]
+    InvalidZip(UnzipError),
+    #[error("store failure: {0}")]
+    Store(StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(error: StoreError) -> Self {
+        EngineError::Store(error)
+    }
+}
+
+impl EngineError {
+    /// Separates the user's fault (a bad archive) from the store's (a full disk).
+    pub(crate) fn from_code_error(error: StoreError) -> Self {
+        match error {
+            StoreError::Unzip(UnzipError::TooLarge { limit }) => {
+                EngineError::UnzippedTooLarge { limit }
+            }
+            StoreError::Unzip(UnzipError::Io { path, source }) => {
+                EngineError::Store(StoreError::Io { path, source })
+            }
+            StoreError::Unzip(other) => EngineError::InvalidZip(other),
+            other => EngineError::Store(other),
+        }
+    }
+}

@@ -1,0 +1,633 @@
+//! Kiln's engine: the owner of all function state.
+//!
+//! The engine keeps an in-memory snapshot of every function (the *registry*), loaded from the
+//! store at start-up and written through on every change. Reads never touch the database, so
+//! the invoke path (and every Get/List) is a lock and a map lookup. Changes are serialised by
+//! one writer lock: a change computes the new record from the snapshot, persists it, and only
+//! then publishes it to the registry, so the snapshot never shows what the store does not hold.
+//!
+//! The public surface is [`Engine`]'s methods, one per command; the API layer translates wire
+//! requests into these calls and [`EngineError`]s back into AWS errors.
+
+mod error;
+mod registry;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kiln_core::{
+    AccountContext, CodeArtifact, Function, FunctionConfig, FunctionName, FunctionState,
+    FunctionVersion, LastUpdate, LastUpdateStatus, StateInfo, VersionId,
+};
+use kiln_store::{BlobStore, Store, UnzipLimits};
+use tokio::sync::Mutex;
+
+pub use error::EngineError;
+pub use kiln_store::UnzipError;
+use registry::Registry;
+
+/// Limits the engine enforces on code.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeLimits {
+    /// Largest accepted zip, in bytes (Lambda: 50 MB).
+    pub max_zipped_bytes: u64,
+    /// Largest total unzipped size, in bytes (Lambda: 250 MB).
+    pub max_unzipped_bytes: u64,
+    /// Most entries accepted in one archive.
+    pub max_zip_entries: usize,
+}
+
+impl Default for CodeLimits {
+    fn default() -> Self {
+        Self {
+            max_zipped_bytes: 52_428_800,
+            max_unzipped_bytes: UnzipLimits::LAMBDA_UNZIPPED_BYTES,
+            max_zip_entries: 100_000,
+        }
+    }
+}
+
+/// Everything needed to create a function.
+#[derive(Debug)]
+pub struct NewFunction {
+    pub name: FunctionName,
+    pub config: FunctionConfig,
+    pub zip: Vec<u8>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A change to `$LATEST`'s configuration; `None` fields are left as they are.
+#[derive(Debug, Default)]
+pub struct ConfigUpdate {
+    pub description: Option<String>,
+    pub runtime: Option<String>,
+    pub handler: Option<String>,
+    pub role: Option<String>,
+    pub memory_size_mb: Option<u32>,
+    pub timeout_seconds: Option<u32>,
+    pub environment: Option<Option<Vec<(String, String)>>>,
+    pub ephemeral_storage_mb: Option<u32>,
+    pub tracing_mode: Option<kiln_core::TracingMode>,
+    pub logging: Option<kiln_core::LoggingConfig>,
+    pub kms_key_arn: Option<Option<String>>,
+    pub vpc: Option<Option<kiln_core::VpcConfig>>,
+    pub dead_letter: Option<Option<kiln_core::DeadLetterConfig>>,
+}
+
+impl ConfigUpdate {
+    fn apply(self, config: &mut FunctionConfig) {
+        let ConfigUpdate {
+            description,
+            runtime,
+            handler,
+            role,
+            memory_size_mb,
+            timeout_seconds,
+            environment,
+            ephemeral_storage_mb,
+            tracing_mode,
+            logging,
+            kms_key_arn,
+            vpc,
+            dead_letter,
+        } = self;
+        set(&mut config.description, description);
+        set(&mut config.runtime, runtime);
+        set(&mut config.handler, handler);
+        set(&mut config.role, role);
+        set(&mut config.memory_size_mb, memory_size_mb);
+        set(&mut config.timeout_seconds, timeout_seconds);
+        set(&mut config.environment, environment);
+        set(&mut config.ephemeral_storage_mb, ephemeral_storage_mb);
+        set(&mut config.tracing_mode, tracing_mode);
+        set(&mut config.logging, logging);
+        set(&mut config.kms_key_arn, kms_key_arn);
+        set(&mut config.vpc, vpc);
+        set(&mut config.dead_letter, dead_letter);
+    }
+}
+
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *field = value;
+    }
+}
+
+/// A new code package for `$LATEST`.
+#[derive(Debug)]
+pub struct CodeUpdate {
+    pub zip: Vec<u8>,
+    pub architecture: Option<kiln_core::Architecture>,
+    /// Only apply the change if `$LATEST`'s revision is this one.
+    pub expected_revision: Option<String>,
+    /// Validate everything, change nothing.
+    pub dry_run: bool,
+}
+
+/// Account-wide usage figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountUsage {
+    pub function_count: u64,
+    /// Bytes of code stored over every version of every function.
+    pub total_code_size_bytes: u64,
+}
+
+/// The engine handle; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+#[derive(Debug)]
+struct EngineInner {
+    account: AccountContext,
+    limits: CodeLimits,
+    store: Arc<Store>,
+    registry: Registry,
+    /// Serialises every change: read snapshot, persist, publish.
+    writer: Mutex<()>,
+    /// Code stored for a change that has not committed yet.
+    pinned_code: Arc<PinnedCode>,
+}
+
+/// Digests of packages stored but not yet referenced by a committed version. Garbage
+/// collection skips them, so a collection running between "store the blob" and "commit the
+/// version" cannot delete the blob from under the change.
+#[derive(Debug, Default)]
+struct PinnedCode {
+    counts: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl PinnedCode {
+    fn pin(self: &Arc<Self>, digest: &str) -> CodePin {
+        *self.lock().entry(digest.to_owned()).or_default() += 1;
+        CodePin {
+            pins: Arc::clone(self),
+            digest: digest.to_owned(),
+        }
+    }
+
+    fn is_pinned(&self, digest: &str) -> bool {
+        self.lock().contains_key(digest)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, usize>> {
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Keeps a stored package safe from garbage collection until dropped.
+#[derive(Debug)]
+struct CodePin {
+    pins: Arc<PinnedCode>,
+    digest: String,
+}
+
+impl Drop for CodePin {
+    fn drop(&mut self) {
+        let mut counts = self.pins.lock();
+        if let Some(count) = counts.get_mut(&self.digest) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.digest);
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Loads every function from `store` and resumes deployments that were interrupted.
+    pub async fn start(
+        store: Store,
+        account: AccountContext,
+        limits: CodeLimits,
+    ) -> Result<Self, EngineError> {
+        let store = Arc::new(store);
+        let loaded = {
+            let store = Arc::clone(&store);
+            blocking(move || store.load_functions()).await??
+        };
+        let unfinished: Vec<(FunctionName, String)> = loaded
+            .iter()
+            .filter(|function| needs_deployment(&function.latest))
+            .map(|function| (function.name.clone(), function.latest.revision_id.clone()))
+            .collect();
+        let engine = Self {
+            inner: Arc::new(EngineInner {
+                account,
+                limits,
+                store,
+                registry: Registry::new(loaded),
+                writer: Mutex::new(()),
+                pinned_code: Arc::default(),
+            }),
+        };
+        engine.collect_garbage().await?;
+        for (name, revision) in unfinished {
+            tracing::info!(function = %name, "resuming interrupted deployment");
+            engine.spawn_deployment(name, revision);
+        }
+        tracing::info!(functions = engine.inner.registry.len(), "engine started");
+        Ok(engine)
+    }
+
+    /// The account and region ARNs are built from.
+    pub fn account(&self) -> &AccountContext {
+        &self.inner.account
+    }
+
+    /// The code limits in force.
+    pub fn code_limits(&self) -> CodeLimits {
+        self.inner.limits
+    }
+
+    /// The store, for serving code downloads.
+    pub fn blobs(&self) -> &BlobStore {
+        self.inner.store.blobs()
+    }
+
+    /// A function, from the in-memory snapshot.
+    pub fn function(&self, name: &FunctionName) -> Result<Arc<Function>, EngineError> {
+        self.inner
+            .registry
+            .get(name)
+            .ok_or_else(|| EngineError::FunctionNotFound {
+                name: name.clone(),
+                qualifier: None,
+            })
+    }
+
+    /// Every function, ordered by name.
+    pub fn functions(&self) -> Vec<Arc<Function>> {
+        self.inner.registry.all()
+    }
+
+    /// Account-wide usage.
+    pub fn usage(&self) -> AccountUsage {
+        let functions = self.inner.registry.all();
+        let mut unique_code = std::collections::HashMap::new();
+        for function in &functions {
+            for version in function.versions() {
+                // Lambda counts each version's package; identical packages within one
+                // function share storage, so count each digest once per function.
+                unique_code.insert(
+                    (function.name.clone(), version.code.sha256_hex.clone()),
+                    version.code.size_bytes,
+                );
+            }
+        }
+        AccountUsage {
+            function_count: functions.len() as u64,
+            total_code_size_bytes: unique_code.values().sum(),
+        }
+    }
+
+    /// Creates a function; its `$LATEST` starts `Pending` and becomes `Active` once deployed.
+    pub async fn create_function(&self, new: NewFunction) -> Result<FunctionVersion, EngineError> {
+        if self.inner.registry.get(&new.name).is_some() {
+            return Err(EngineError::FunctionExists { name: new.name });
+        }
+        let (code, _pin) = self.store_code(new.zip).await?;
+        let _writer = self.inner.writer.lock().await;
+        if self.inner.registry.get(&new.name).is_some() {
+            return Err(EngineError::FunctionExists { name: new.name });
+        }
+        let now = kiln_core::now_millis();
+        let latest = FunctionVersion {
+            version: VersionId::Latest.into(),
+            config: new.config,
+            code,
+            revision_id: new_revision(),
+            last_modified: now,
+            state: StateInfo {
+                state: FunctionState::Pending,
+                reason: Some("The function is being created.".to_owned()),
+                reason_code: Some("Creating".to_owned()),
+            },
+            last_update: None,
+        };
+        let function = Function {
+            name: new.name.clone(),
+            created: now,
+            tags: new.tags,
+            latest: latest.clone(),
+            published: BTreeMap::new(),
+        };
+        let store = Arc::clone(&self.inner.store);
+        let record = function.clone();
+        blocking(move || store.insert_function(&record)).await??;
+        self.inner.registry.put(function);
+        self.spawn_deployment(new.name, latest.revision_id.clone());
+        Ok(latest)
+    }
+
+    /// Changes `$LATEST`'s configuration.
+    pub async fn update_function_configuration(
+        &self,
+        name: &FunctionName,
+        update: ConfigUpdate,
+        expected_revision: Option<&str>,
+    ) -> Result<FunctionVersion, EngineError> {
+        let _writer = self.inner.writer.lock().await;
+        let function = self.function(name)?;
+        check_revision(&function.latest, expected_revision)?;
+        let mut latest = function.latest.clone();
+        update.apply(&mut latest.config);
+        self.commit_update(&function, latest).await
+    }
+
+    /// Replaces `$LATEST`'s code.
+    pub async fn update_function_code(
+        &self,
+        name: &FunctionName,
+        update: CodeUpdate,
+    ) -> Result<FunctionVersion, EngineError> {
+        {
+            let function = self.function(name)?;
+            check_revision(&function.latest, update.expected_revision.as_deref())?;
+        }
+        let (code, _pin) = self.store_code(update.zip).await?;
+        let _writer = self.inner.writer.lock().await;
+        let function = self.function(name)?;
+        check_revision(&function.latest, update.expected_revision.as_deref())?;
+        let mut latest = function.latest.clone();
+        latest.code = code;
+        if let Some(architecture) = update.architecture {
+            latest.config.architecture = architecture;
+        }
+        if update.dry_run {
+            return Ok(latest);
+        }
+        self.commit_update(&function, latest).await
+    }
+
+    /// Deletes a whole function, or one published version of it.
+    pub async fn delete_function(
+        &self,
+        name: &FunctionName,
+        version: Option<VersionId>,
+    ) -> Result<(), EngineError> {
+        let _writer = self.inner.writer.lock().await;
+        let function = self.function(name)?;
+        let store = Arc::clone(&self.inner.store);
+        match version {
+            None => {
+                let deleted = name.clone();
+                blocking(move || store.delete_function(&deleted)).await??;
+                self.inner.registry.remove(name);
+            }
+            Some(VersionId::Latest) => return Err(EngineError::CannotDeleteLatest),
+            Some(VersionId::Published(number)) => {
+                if !function.published.contains_key(&number) {
+                    return Err(EngineError::FunctionNotFound {
+                        name: name.clone(),
+                        qualifier: Some(VersionId::Published(number).as_lambda_string()),
+                    });
+                }
+                let deleted = name.clone();
+                blocking(move || store.delete_version(&deleted, VersionId::Published(number)))
+                    .await??;
+                let mut updated = (*function).clone();
+                updated.published.remove(&number);
+                self.inner.registry.put(updated);
+            }
+        }
+        drop(_writer);
+        self.collect_garbage().await
+    }
+
+    /// Adds or overwrites tags on a function.
+    pub async fn tag_function(
+        &self,
+        name: &FunctionName,
+        tags: BTreeMap<String, String>,
+        max_tags: usize,
+    ) -> Result<(), EngineError> {
+        self.change_tags(name, |current| {
+            let mut merged = current.clone();
+            merged.extend(tags);
+            if merged.len() > max_tags {
+                return Err(EngineError::TooManyTags);
+            }
+            Ok(merged)
+        })
+        .await
+    }
+
+    /// Removes tags from a function; keys that are not present are ignored.
+    pub async fn untag_function(
+        &self,
+        name: &FunctionName,
+        keys: &[String],
+    ) -> Result<(), EngineError> {
+        self.change_tags(name, |current| {
+            let mut remaining = current.clone();
+            for key in keys {
+                remaining.remove(key);
+            }
+            Ok(remaining)
+        })
+        .await
+    }
+
+    async fn change_tags(
+        &self,
+        name: &FunctionName,
+        change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, EngineError>,
+    ) -> Result<(), EngineError> {
+        let _writer = self.inner.writer.lock().await;
+        let function = self.function(name)?;
+        let tags = change(&function.tags)?;
+        let mut updated = (*function).clone();
+        updated.tags = tags;
+        // Lambda gives the function a new revision whenever its tags change.
+        updated.latest.revision_id = new_revision();
+        let store = Arc::clone(&self.inner.store);
+        let record = updated.clone();
+        blocking(move || store.put_tags(&record.name, &record.tags, &record.latest)).await??;
+        self.inner.registry.put(updated);
+        Ok(())
+    }
+
+    /// Persists a changed `$LATEST` as an in-progress update, publishes it, and starts its
+    /// deployment.
+    async fn commit_update(
+        &self,
+        function: &Function,
+        mut latest: FunctionVersion,
+    ) -> Result<FunctionVersion, EngineError> {
+        latest.revision_id = new_revision();
+        latest.last_modified = kiln_core::now_millis();
+        latest.last_update = Some(LastUpdate {
+            status: LastUpdateStatus::InProgress,
+            reason: Some("The function is being created.".to_owned()),
+            reason_code: Some("Creating".to_owned()),
+        });
+        let store = Arc::clone(&self.inner.store);
+        let name = function.name.clone();
+        let record = latest.clone();
+        blocking(move || store.put_version(&name, &record)).await??;
+        let mut updated = function.clone();
+        let previous_code = std::mem::replace(&mut updated.latest, latest.clone()).code;
+        self.inner.registry.put(updated);
+        self.spawn_deployment(function.name.clone(), latest.revision_id.clone());
+        if previous_code.sha256_hex != latest.code.sha256_hex {
+            let engine = self.clone();
+            tokio::spawn(async move {
+                if let Err(error) = engine.collect_garbage().await {
+                    tracing::warn!(%error, "code garbage collection failed");
+                }
+            });
+        }
+        Ok(latest)
+    }
+
+    /// Completes a create or update in the background: the version becomes `Active` and its
+    /// last update `Successful`. This is where a deployment prepares what invocations need.
+    fn spawn_deployment(&self, name: FunctionName, revision: String) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = engine.finish_deployment(&name, &revision).await {
+                tracing::error!(function = %name, %error, "deployment failed");
+            }
+        });
+    }
+
+    async fn finish_deployment(
+        &self,
+        name: &FunctionName,
+        revision: &str,
+    ) -> Result<(), EngineError> {
+        let _writer = self.inner.writer.lock().await;
+        let Some(function) = self.inner.registry.get(name) else {
+            return Ok(()); // Deleted meanwhile.
+        };
+        if function.latest.revision_id != revision {
+            return Ok(()); // Superseded; the newer change runs its own deployment.
+        }
+        let mut latest = function.latest.clone();
+        latest.state = StateInfo {
+            state: FunctionState::Active,
+            reason: None,
+            reason_code: None,
+        };
+        latest.last_update = Some(LastUpdate {
+            status: LastUpdateStatus::Successful,
+            reason: None,
+            reason_code: None,
+        });
+        latest.revision_id = new_revision();
+        let store = Arc::clone(&self.inner.store);
+        let owner = name.clone();
+        let record = latest.clone();
+        blocking(move || store.put_version(&owner, &record)).await??;
+        let mut updated = (*function).clone();
+        updated.latest = latest;
+        self.inner.registry.put(updated);
+        Ok(())
+    }
+
+    /// Validates, extracts and stores a code package. Extraction comes first so that a
+    /// refused archive never becomes a blob.
+    async fn store_code(&self, zip: Vec<u8>) -> Result<(CodeArtifact, CodePin), EngineError> {
+        let limits = self.inner.limits;
+        if zip.len() as u64 > limits.max_zipped_bytes {
+            return Err(EngineError::ZippedTooLarge {
+                limit: limits.max_zipped_bytes,
+            });
+        }
+        let store = Arc::clone(&self.inner.store);
+        let pins = Arc::clone(&self.inner.pinned_code);
+        blocking(move || -> Result<(CodeArtifact, CodePin), EngineError> {
+            let described = BlobStore::describe(&zip);
+            let pin = pins.pin(&described.sha256_hex);
+            let extracted = store
+                .code()
+                .extract(
+                    &described.sha256_hex,
+                    &zip,
+                    UnzipLimits {
+                        max_unzipped_bytes: limits.max_unzipped_bytes,
+                        max_entries: limits.max_zip_entries,
+                    },
+                )
+                .map_err(EngineError::from_code_error)?;
+            let stored = store.blobs().put(&zip)?;
+            let artifact = CodeArtifact {
+                sha256_hex: stored.sha256_hex,
+                sha256_base64: stored.sha256_base64,
+                size_bytes: stored.size_bytes,
+                unzipped_size_bytes: extracted.unzipped_size_bytes,
+            };
+            Ok((artifact, pin))
+        })
+        .await?
+    }
+
+    /// Removes blobs and extracted trees that no version references any more.
+    async fn collect_garbage(&self) -> Result<(), EngineError> {
+        let _writer = self.inner.writer.lock().await;
+        let referenced: std::collections::HashSet<String> = self
+            .inner
+            .registry
+            .all()
+            .iter()
+            .flat_map(|function| {
+                function
+                    .versions()
+                    .map(|version| version.code.sha256_hex.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let store = Arc::clone(&self.inner.store);
+        let pins = Arc::clone(&self.inner.pinned_code);
+        blocking(move || -> Result<(), EngineError> {
+            let unused = |digest: &String| !referenced.contains(digest) && !pins.is_pinned(digest);
+            for digest in store.blobs().list()? {
+                if unused(&digest) {
+                    store.blobs().remove(&digest)?;
+                }
+            }
+            for digest in store.code().list()? {
+                if unused(&digest) {
+                    store.code().remove(&digest)?;
+                }
+            }
+            Ok(())
+        })
+        .await?
+    }
+}
+
+fn needs_deployment(version: &FunctionVersion) -> bool {
+    version.state.state == FunctionState::Pending
+        || version
+            .last_update
+            .as_ref()
+            .is_some_and(|update| update.status == LastUpdateStatus::InProgress)
+}
+
+fn check_revision(latest: &FunctionVersion, expected: Option<&str>) -> Result<(), EngineError> {
+    match expected {
+        Some(expected) if expected != latest.revision_id => Err(EngineError::RevisionMismatch),
+        _ => Ok(()),
+    }
+}
+
+fn new_revision() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Runs blocking store work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, EngineError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| EngineError::Internal(format!("blocking task failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,336 @@
+use std::io::Write;
+use std::time::Duration;
+
+use kiln_core::{Architecture, LoggingConfig, PackageType, TracingMode};
+
+use super::*;
+
+fn account() -> AccountContext {
+    AccountContext {
+        partition: "aws".into(),
+        account_id: "000000000000".into(),
+        region: "us-east-1".into(),
+    }
+}
+
+fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, content) in files {
+        writer
+            .start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        writer.write_all(content.as_bytes()).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+fn config(name: &FunctionName) -> FunctionConfig {
+    FunctionConfig {
+        description: String::new(),
+        runtime: "python3.12".into(),
+        handler: "app.handler".into(),
+        role: "arn:aws:iam::000000000000:role/r".into(),
+        memory_size_mb: 128,
+        timeout_seconds: 3,
+        environment: None,
+        ephemeral_storage_mb: 512,
+        architecture: Architecture::X86_64,
+        package_type: PackageType::Zip,
+        tracing_mode: TracingMode::PassThrough,
+        logging: LoggingConfig::default_for(name),
+        kms_key_arn: None,
+        vpc: None,
+        dead_letter: None,
+    }
+}
+
+async fn start(dir: &std::path::Path) -> Engine {
+    Engine::start(Store::open(dir).unwrap(), account(), CodeLimits::default())
+        .await
+        .unwrap()
+}
+
+async fn create(engine: &Engine, name: &str, code: &str) -> FunctionVersion {
+    let name = FunctionName::parse(name).unwrap();
+    engine
+        .create_function(NewFunction {
+            config: config(&name),
+            name,
+            zip: zip_of(&[("app.py", code)]),
+            tags: BTreeMap::new(),
+        })
+        .await
+        .unwrap()
+}
+
+async fn wait_until_active(engine: &Engine, name: &str) -> Arc<Function> {
+    let name = FunctionName::parse(name).unwrap();
+    for _ in 0..200 {
+        let function = engine.function(&name).unwrap();
+        let settled = function.latest.state.state == FunctionState::Active
+            && function
+                .latest
+                .last_update
+                .as_ref()
+                .is_some_and(|u| u.status == LastUpdateStatus::Successful);
+        if settled {
+            return function;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{name} never became active");
+}
+
+#[tokio::test]
+async fn create_starts_pending_then_becomes_active() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    let created = create(&engine, "f", "x = 1").await;
+    assert_eq!(created.state.state, FunctionState::Pending);
+    assert_eq!(created.state.reason_code.as_deref(), Some("Creating"));
+    assert!(created.last_update.is_none());
+
+    let active = wait_until_active(&engine, "f").await;
+    assert_ne!(active.latest.revision_id, created.revision_id);
+    assert_eq!(active.latest.state.reason, None);
+
+    let duplicate = engine
+        .create_function(NewFunction {
+            name: FunctionName::parse("f").unwrap(),
+            config: config(&FunctionName::parse("f").unwrap()),
+            zip: zip_of(&[("a", "b")]),
+            tags: BTreeMap::new(),
+        })
+        .await;
+    assert!(matches!(duplicate, Err(EngineError::FunctionExists { .. })));
+}
+
+#[tokio::test]
+async fn updates_honour_revision_preconditions() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    create(&engine, "f", "x = 1").await;
+    let active = wait_until_active(&engine, "f").await;
+    let name = active.name.clone();
+
+    let stale = engine
+        .update_function_configuration(
+            &name,
+            ConfigUpdate {
+                memory_size_mb: Some(256),
+                ..ConfigUpdate::default()
+            },
+            Some("not-the-revision"),
+        )
+        .await;
+    assert!(matches!(stale, Err(EngineError::RevisionMismatch)));
+
+    let updated = engine
+        .update_function_configuration(
+            &name,
+            ConfigUpdate {
+                memory_size_mb: Some(256),
+                environment: Some(Some(vec![("A".into(), "1".into())])),
+                ..ConfigUpdate::default()
+            },
+            Some(&active.latest.revision_id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.config.memory_size_mb, 256);
+    assert_eq!(
+        updated.last_update.as_ref().map(|u| u.status),
+        Some(LastUpdateStatus::InProgress)
+    );
+    let settled = wait_until_active(&engine, "f").await;
+    assert_eq!(
+        settled.latest.config.environment,
+        Some(vec![("A".into(), "1".into())])
+    );
+    assert_eq!(
+        settled.latest.config.handler, "app.handler",
+        "untouched fields stay"
+    );
+}
+
+#[tokio::test]
+async fn code_updates_replace_the_package_and_collect_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    let first = create(&engine, "f", "v = 1").await;
+    wait_until_active(&engine, "f").await;
+    let name = FunctionName::parse("f").unwrap();
+    let second = engine
+        .update_function_code(
+            &name,
+            CodeUpdate {
+                zip: zip_of(&[("app.py", "v = 2")]),
+                architecture: None,
+                expected_revision: None,
+                dry_run: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert_ne!(first.code.sha256_hex, second.code.sha256_hex);
+    wait_until_active(&engine, "f").await;
+    // The old package is collected in the background.
+    let store_blobs = engine.blobs().clone();
+    for _ in 0..200 {
+        if store_blobs.list().unwrap() == vec![second.code.sha256_hex.clone()] {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("old code was not collected: {:?}", store_blobs.list());
+}
+
+#[tokio::test]
+async fn invalid_code_is_refused_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    let name = FunctionName::parse("bad").unwrap();
+    let refused = engine
+        .create_function(NewFunction {
+            config: config(&name),
+            name: name.clone(),
+            zip: zip_of(&[("../escape", "x")]),
+            tags: BTreeMap::new(),
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(EngineError::InvalidZip(_))),
+        "{refused:?}"
+    );
+    let refused = engine
+        .create_function(NewFunction {
+            config: config(&name),
+            name,
+            zip: b"garbage".to_vec(),
+            tags: BTreeMap::new(),
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(EngineError::InvalidZip(_))),
+        "{refused:?}"
+    );
+    assert!(engine.functions().is_empty());
+    assert!(engine.blobs().list().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn state_survives_restart_and_interrupted_deployments_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = start(dir.path()).await;
+        create(&engine, "kept", "a = 1").await;
+        wait_until_active(&engine, "kept").await;
+        engine
+            .tag_function(
+                &FunctionName::parse("kept").unwrap(),
+                BTreeMap::from([("k".into(), "v".into())]),
+                50,
+            )
+            .await
+            .unwrap();
+    }
+    // Simulate a crash between "persisted as Pending" and "deployed": write a Pending record
+    // straight into the store.
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut functions = store.load_functions().unwrap();
+        let mut pending = functions.remove(0);
+        pending.name = FunctionName::parse("crashed").unwrap();
+        pending.tags.clear();
+        pending.latest.state = StateInfo {
+            state: FunctionState::Pending,
+            reason: Some("The function is being created.".into()),
+            reason_code: Some("Creating".into()),
+        };
+        pending.latest.last_update = None;
+        store.insert_function(&pending).unwrap();
+    }
+    let engine = start(dir.path()).await;
+    let kept = engine
+        .function(&FunctionName::parse("kept").unwrap())
+        .unwrap();
+    assert_eq!(kept.tags.get("k").map(String::as_str), Some("v"));
+    wait_until_active(&engine, "crashed").await;
+    assert_eq!(engine.usage().function_count, 2);
+}
+
+#[tokio::test]
+async fn delete_removes_function_and_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    create(&engine, "gone", "z = 0").await;
+    let name = FunctionName::parse("gone").unwrap();
+    assert!(matches!(
+        engine.delete_function(&name, Some(VersionId::Latest)).await,
+        Err(EngineError::CannotDeleteLatest)
+    ));
+    assert!(matches!(
+        engine
+            .delete_function(&name, Some(VersionId::Published(3)))
+            .await,
+        Err(EngineError::FunctionNotFound {
+            qualifier: Some(_),
+            ..
+        })
+    ));
+    engine.delete_function(&name, None).await.unwrap();
+    assert!(matches!(
+        engine.function(&name),
+        Err(EngineError::FunctionNotFound { .. })
+    ));
+    assert!(engine.blobs().list().unwrap().is_empty());
+    drop(engine);
+    let engine = start(dir.path()).await;
+    assert!(engine.functions().is_empty());
+}
+
+#[tokio::test]
+async fn tags_are_merged_removed_and_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    create(&engine, "t", "t = 1").await;
+    let name = FunctionName::parse("t").unwrap();
+    let before = engine.function(&name).unwrap().latest.revision_id.clone();
+    engine
+        .tag_function(
+            &name,
+            BTreeMap::from([("a".into(), "1".into()), ("b".into(), "2".into())]),
+            50,
+        )
+        .await
+        .unwrap();
+    let after = engine.function(&name).unwrap();
+    assert_ne!(after.latest.revision_id, before, "tags change the revision");
+    engine
+        .untag_function(&name, &["a".into(), "missing".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.function(&name).unwrap().tags,
+        BTreeMap::from([("b".into(), "2".into())])
+    );
+    let too_many: BTreeMap<String, String> =
+        (0..50).map(|i| (format!("k{i}"), String::new())).collect();
+    assert!(matches!(
+        engine.tag_function(&name, too_many, 50).await,
+        Err(EngineError::TooManyTags)
+    ));
+}
+
+#[tokio::test]
+async fn functions_are_listed_in_name_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    for name in ["c", "a", "b"] {
+        create(&engine, name, name).await;
+    }
+    let names = |page: Vec<Arc<Function>>| -> Vec<String> {
+        page.iter().map(|f| f.name.to_string()).collect()
+    };
+    assert_eq!(names(engine.functions()), ["a", "b", "c"]);
+}

@@ -1,0 +1,390 @@
+//! The SQLite metadata store.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use kiln_core::{Function, FunctionName, FunctionVersion, VersionId};
+use rusqlite::{Connection, params};
+
+use crate::blobs::BlobStore;
+use crate::code_cache::CodeCache;
+use crate::error::StoreError;
+
+/// Ordered schema migrations; migration `i` brings the schema to `user_version = i + 1`.
+/// Never edit a released migration: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: functions, their versions and tags.
+    "CREATE TABLE functions (
+         name       TEXT PRIMARY KEY,
+         created_ms INTEGER NOT NULL,
+         tags       TEXT NOT NULL
+     );
+     CREATE TABLE function_versions (
+         function_name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+         version       TEXT NOT NULL,
+         record        TEXT NOT NULL,
+         PRIMARY KEY (function_name, version)
+     );",
+];
+
+/// The persistent store: metadata in SQLite, code in a blob store and an extraction cache.
+///
+/// All methods are synchronous; async callers run them on a blocking thread.
+#[derive(Debug)]
+pub struct Store {
+    connection: Mutex<Connection>,
+    blobs: BlobStore,
+    code: CodeCache,
+    data_dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `data_dir` and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::io(data_dir, e))?;
+        let mut connection = Connection::open(data_dir.join("kiln.db"))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a committed control-plane change survives power loss, not only kill -9.
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut connection)?;
+        Ok(Self {
+            connection: Mutex::new(connection),
+            blobs: BlobStore::open(data_dir)?,
+            code: CodeCache::open(data_dir)?,
+            data_dir: data_dir.to_owned(),
+        })
+    }
+
+    /// The directory this store lives in.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Code packages by digest.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// Extracted code packages.
+    pub fn code(&self) -> &CodeCache {
+        &self.code
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
+        // back), so a poisoned lock is safe to keep using.
+        self.connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every function with all its versions.
+    pub fn load_functions(&self) -> Result<Vec<Function>, StoreError> {
+        let connection = self.lock();
+        let mut functions: BTreeMap<String, (i64, BTreeMap<String, String>)> = BTreeMap::new();
+        {
+            let mut statement =
+                connection.prepare("SELECT name, created_ms, tags FROM functions")?;
+            let rows = statement.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (name, created, tags) = row?;
+                let tags = serde_json::from_str(&tags)
+                    .map_err(|e| StoreError::CorruptRecord(format!("tags of {name}: {e}")))?;
+                functions.insert(name, (created, tags));
+            }
+        }
+        let mut versions: BTreeMap<String, Vec<FunctionVersion>> = BTreeMap::new();
+        {
+            let mut statement =
+                connection.prepare("SELECT function_name, record FROM function_versions")?;
+            let rows = statement.query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?;
+            for row in rows {
+                let (name, record) = row?;
+                let version: FunctionVersion = serde_json::from_str(&record)
+                    .map_err(|e| StoreError::CorruptRecord(format!("version of {name}: {e}")))?;
+                versions.entry(name).or_default().push(version);
+            }
+        }
+
+        let mut loaded = Vec::with_capacity(functions.len());
+        for (name, (created, tags)) in functions {
+            let function_name = FunctionName::parse(&name)
+                .map_err(|e| StoreError::CorruptRecord(format!("function name {name:?}: {e}")))?;
+            let mut latest = None;
+            let mut published = BTreeMap::new();
+            for version in versions.remove(&name).unwrap_or_default() {
+                match version.version_id() {
+                    VersionId::Latest => latest = Some(version),
+                    VersionId::Published(number) => {
+                        published.insert(number, version);
+                    }
+                }
+            }
+            let latest = latest.ok_or_else(|| {
+                StoreError::CorruptRecord(format!("function {name} has no $LATEST"))
+            })?;
+            loaded.push(Function {
+                name: function_name,
+                created,
+                tags,
+                latest,
+                published,
+            });
+        }
+        Ok(loaded)
+    }
+
+    /// Records a new function with its `$LATEST` (and any published versions) atomically.
+    pub fn insert_function(&self, function: &Function) -> Result<(), StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction()?;
+        transaction.execute(
+            "INSERT INTO functions (name, created_ms, tags) VALUES (?1, ?2, ?3)",
+            params![
+                function.name.as_str(),
+                function.created,
+                encode(&function.tags)?
+            ],
+        )?;
+        for version in function.versions() {
+            upsert_version(&transaction, &function.name, version)?;
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    /// Writes one version, replacing what was stored for it.
+    pub fn put_version(
+        &self,
+        function: &FunctionName,
+        version: &FunctionVersion,
+    ) -> Result<(), StoreError> {
+        let connection = self.lock();
+        upsert_version(&connection, function, version)
+    }
+
+    /// Replaces the function's tags and its `$LATEST` record (whose revision changes with
+    /// every tag change) in one transaction.
+    pub fn put_tags(
+        &self,
+        function: &FunctionName,
+        tags: &BTreeMap<String, String>,
+        latest: &FunctionVersion,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction()?;
+        transaction.execute(
+            "UPDATE functions SET tags = ?2 WHERE name = ?1",
+            params![function.as_str(), encode(tags)?],
+        )?;
+        upsert_version(&transaction, function, latest)?;
+        transaction.commit()?;
+        Ok(())
+    }
+
+    /// Deletes a function and all of its versions.
+    pub fn delete_function(&self, function: &FunctionName) -> Result<(), StoreError> {
+        let connection = self.lock();
+        connection.execute(
+            "DELETE FROM functions WHERE name = ?1",
+            params![function.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes one published version.
+    pub fn delete_version(
+        &self,
+        function: &FunctionName,
+        version: VersionId,
+    ) -> Result<(), StoreError> {
+        let connection = self.lock();
+        connection.execute(
+            "DELETE FROM function_versions WHERE function_name = ?1 AND version = ?2",
+            params![function.as_str(), version.as_lambda_string()],
+        )?;
+        Ok(())
+    }
+}
+
+fn upsert_version(
+    connection: &Connection,
+    function: &FunctionName,
+    version: &FunctionVersion,
+) -> Result<(), StoreError> {
+    connection.execute(
+        "INSERT INTO function_versions (function_name, version, record) VALUES (?1, ?2, ?3)
+         ON CONFLICT (function_name, version) DO UPDATE SET record = excluded.record",
+        params![
+            function.as_str(),
+            version.version_id().as_lambda_string(),
+            encode(version)?
+        ],
+    )?;
+    Ok(())
+}
+
+fn encode(value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::CorruptRecord(e.to_string()))
+}
+
+fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let supported = MIGRATIONS.len() as i64;
+    if current > supported {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported,
+        });
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let transaction = connection.transaction()?;
+        transaction.execute_batch(migration)?;
+        transaction.pragma_update(None, "user_version", index as i64 + 1)?;
+        transaction.commit()?;
+        tracing::info!(schema_version = index + 1, "applied store migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use kiln_core::{
+        Architecture, CodeArtifact, FunctionConfig, FunctionState, LoggingConfig, PackageType,
+        StateInfo, TracingMode,
+    };
+
+    use rusqlite::OptionalExtension;
+
+    use super::*;
+
+    fn count_versions(store: &Store, function: &str) -> Result<i64, StoreError> {
+        let connection = store.lock();
+        let count = connection
+            .query_row(
+                "SELECT COUNT(*) FROM function_versions WHERE function_name = ?1",
+                params![function],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(count.unwrap_or(0))
+    }
+
+    fn sample(name: &str) -> Function {
+        let function_name = FunctionName::parse(name).unwrap();
+        let latest = FunctionVersion {
+            version: VersionId::Latest.into(),
+            config: FunctionConfig {
+                description: "d".into(),
+                runtime: "python3.12".into(),
+                handler: "app.handler".into(),
+                role: "arn:aws:iam::000000000000:role/r".into(),
+                memory_size_mb: 128,
+                timeout_seconds: 3,
+                environment: Some(vec![("A".into(), "1".into())]),
+                ephemeral_storage_mb: 512,
+                architecture: Architecture::X86_64,
+                package_type: PackageType::Zip,
+                tracing_mode: TracingMode::PassThrough,
+                logging: LoggingConfig::default_for(&function_name),
+                kms_key_arn: None,
+                vpc: None,
+                dead_letter: None,
+            },
+            code: CodeArtifact {
+                sha256_hex: "ab".into(),
+                sha256_base64: "qw==".into(),
+                size_bytes: 10,
+                unzipped_size_bytes: 20,
+            },
+            revision_id: "rev-1".into(),
+            last_modified: 1_700_000_000_000,
+            state: StateInfo {
+                state: FunctionState::Pending,
+                reason: Some("The function is being created.".into()),
+                reason_code: Some("Creating".into()),
+            },
+            last_update: None,
+        };
+        Function {
+            name: function_name,
+            created: 1_700_000_000_000,
+            tags: BTreeMap::from([("team".into(), "kiln".into())]),
+            latest,
+            published: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn functions_round_trip_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let function = sample("f1");
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.insert_function(&function).unwrap();
+            assert!(
+                store.insert_function(&function).is_err(),
+                "names are unique"
+            );
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.load_functions().unwrap(), vec![function.clone()]);
+
+        let mut updated = function.latest.clone();
+        updated.revision_id = "rev-2".into();
+        store.put_version(&function.name, &updated).unwrap();
+        let mut tags = function.tags.clone();
+        tags.insert("x".into(), "y".into());
+        store.put_tags(&function.name, &tags, &updated).unwrap();
+        let mut published = updated;
+        published.version = VersionId::Published(1).into();
+        store.put_version(&function.name, &published).unwrap();
+
+        let loaded = store.load_functions().unwrap();
+        assert_eq!(loaded[0].latest.revision_id, "rev-2");
+        assert_eq!(loaded[0].tags, tags);
+        assert_eq!(loaded[0].published.len(), 1);
+
+        store
+            .delete_version(&function.name, VersionId::Published(1))
+            .unwrap();
+        assert_eq!(count_versions(&store, "f1").unwrap(), 1);
+        store.delete_function(&function.name).unwrap();
+        assert!(store.load_functions().unwrap().is_empty());
+        assert_eq!(count_versions(&store, "f1").unwrap(), 0, "versions cascade");
+    }
+
+    /// The stored JSON is the store's schema: if this test fails, a domain type changed shape
+    /// and a migration is needed for existing data directories.
+    #[test]
+    fn stored_version_format_is_pinned() {
+        let function = sample("f1");
+        let json = serde_json::to_string(&function.latest).unwrap();
+        assert_eq!(
+            json,
+            r#"{"version":"latest","config":{"description":"d","runtime":"python3.12","handler":"app.handler","role":"arn:aws:iam::000000000000:role/r","memory_size_mb":128,"timeout_seconds":3,"environment":[["A","1"]],"ephemeral_storage_mb":512,"architecture":"x86_64","package_type":"zip","tracing_mode":"pass_through","logging":{"log_format":"text","application_log_level":null,"system_log_level":null,"log_group":"/aws/lambda/f1"},"kms_key_arn":null,"vpc":null,"dead_letter":null},"code":{"sha256_hex":"ab","sha256_base64":"qw==","size_bytes":10,"unzipped_size_bytes":20},"revision_id":"rev-1","last_modified":1700000000000,"state":{"state":"pending","reason":"The function is being created.","reason_code":"Creating"},"last_update":null}"#
+        );
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let connection = Connection::open(dir.path().join("kiln.db")).unwrap();
+        connection.pragma_update(None, "user_version", 99).unwrap();
+        drop(connection);
+        let error = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(error, StoreError::SchemaTooNew { found: 99, .. }));
+    }
+}

@@ -1,0 +1,26 @@
+//! Kiln's persistence layer.
+//!
+//! Three pieces live under one data directory:
+//!
+//! - `kiln.db`: SQLite in WAL mode holding functions, versions and tags ([`Store`]). The
+//!   schema is versioned with `PRAGMA user_version` and upgraded by ordered migrations.
+//! - `blobs/sha256/HEX.zip`: code packages, content-addressed by the SHA-256 of the zip
+//!   ([`BlobStore`]). Written to a temporary file, synced, then renamed into place.
+//! - `code/HEX/tree/`: each package extracted once, read-only thereafter ([`CodeCache`]).
+//!   Extraction is where hostile archives are refused (path traversal, escaping symlinks,
+//!   zip bombs); a failed extraction leaves nothing behind.
+//!
+//! The interface is deliberately narrow (load everything at start, then write-through of
+//! single records) so that another backend can replace SQLite without touching the engine.
+
+mod blobs;
+mod code_cache;
+mod db;
+mod error;
+mod unzip;
+
+pub use blobs::{BlobStore, StoredBlob};
+pub use code_cache::{CodeCache, ExtractedCode};
+pub use db::Store;
+pub use error::StoreError;
+pub use unzip::{UnzipError, UnzipLimits};

@@ -1,0 +1,117 @@
+"""Start, stop and kill real `kiln serve` processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT_ID = "000000000000"
+REGION = "us-east-1"
+ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/kiln-test-role"
+
+
+def kiln_binary() -> Path:
+    """The binary under test: $KILN_BIN, else the workspace's debug build."""
+    configured = os.environ.get("KILN_BIN")
+    path = Path(configured) if configured else REPO_ROOT / "target" / "debug" / "kiln"
+    if not path.exists():
+        raise RuntimeError(f"kiln binary not found at {path}; run `cargo build` first")
+    return path
+
+
+class KilnServer:
+    """One `kiln serve` on an ephemeral port with its own data directory."""
+
+    def __init__(self, data_dir: Path, *extra_args: str):
+        self.data_dir = Path(data_dir)
+        self.extra_args = list(extra_args)
+        self.process: subprocess.Popen | None = None
+        self.url: str | None = None
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    def start(self, listen: str = "127.0.0.1:0") -> "KilnServer":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [
+                str(kiln_binary()),
+                "serve",
+                "--listen",
+                listen,
+                "--data-dir",
+                str(self.data_dir),
+                *self.extra_args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env={**os.environ, "KILN_LOG": os.environ.get("KILN_LOG", "info")},
+        )
+        log.close()
+        line = self.process.stdout.readline().decode()
+        if not line.startswith("Kiln listening on "):
+            self.process.kill()
+            raise RuntimeError(
+                f"kiln did not start: {line!r}\n{self.log_path.read_text(errors='replace')}"
+            )
+        self.url = line.split("Kiln listening on ", 1)[1].strip()
+        self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/_kiln/health", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.02)
+
+    @property
+    def address(self) -> str:
+        return self.url.removeprefix("http://")
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM and wait: the clean shutdown path."""
+        if self.process is None:
+            return 0
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        self.process = None
+        return code
+
+    def kill9(self) -> None:
+        """SIGKILL: no chance to flush or clean up."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def restart(self) -> "KilnServer":
+        """Starts again on the same port and data directory."""
+        return self.start(listen=self.address)
+
+
+def make_zip(files: dict[str, str | bytes], modes: dict[str, int] | None = None) -> bytes:
+    """A zip with the given files (name -> content); `modes` sets unix permissions."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            mode = (modes or {}).get(name, 0o644)
+            info.external_attr = (0o100000 | mode) << 16
+            archive.writestr(info, content)
+    return buffer.getvalue()
+
+
+PYTHON_HANDLER_ZIP = make_zip({"handler.py": "def handler(event, context):\n    return event\n"})
