@@ -138,7 +138,12 @@ impl ApiError {
 
     /// The JSON body for this error.
     pub fn body(&self) -> serde_json::Value {
-        let message = serde_json::Value::String(self.message.clone());
+        // AWS sends no message with a cross-account AccessDenied; Kiln logs the reason instead.
+        let message = if self.code == ErrorCode::AccessDenied {
+            serde_json::Value::Null
+        } else {
+            serde_json::Value::String(self.message.clone())
+        };
         match self.code.message_key() {
             MessageKey::Lower => {
                 serde_json::json!({"Type": self.code.error_type(), "message": message})

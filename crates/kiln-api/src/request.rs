@@ -57,10 +57,11 @@ impl RequestContext {
             .get(header::CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<u64>().ok());
-        if declared_length.is_some_and(|length| length > limit) {
+        // "Request must be smaller than LIMIT bytes": LIMIT itself is too large.
+        if declared_length.is_some_and(|length| length >= limit) {
             return Err(too_large());
         }
-        let body = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+        let body = Limited::new(body, usize::try_from(limit - 1).unwrap_or(usize::MAX))
             .collect()
             .await
             .map_err(|error| {

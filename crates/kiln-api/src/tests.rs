@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode};
 use base64::Engine as _;
 use http_body_util::BodyExt;
 use kiln_core::AccountContext;
-use kiln_engine::{CodeLimits, Engine};
+use kiln_engine::{Engine, EngineConfig};
 use kiln_store::Store;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -29,7 +29,7 @@ async fn harness() -> Harness {
             account_id: "000000000000".into(),
             region: "us-east-1".into(),
         },
-        CodeLimits::default(),
+        EngineConfig::default(),
     )
     .await
     .unwrap();
@@ -231,7 +231,7 @@ async fn oversized_bodies_are_refused_before_reading() {
     let reply = h
         .send(
             Request::post("/2015-03-31/functions")
-                .header("content-length", "70167212")
+                .header("content-length", "70167211")
                 .body(Body::empty())
                 .unwrap(),
         )

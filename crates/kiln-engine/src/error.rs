@@ -14,6 +14,11 @@ pub enum EngineError {
     },
     #[error("function {name} already exists")]
     FunctionExists { name: FunctionName },
+    #[error("function {name} is busy: {activity:?}")]
+    Busy {
+        name: FunctionName,
+        activity: BusyActivity,
+    },
     #[error("the revision id does not match the latest revision")]
     RevisionMismatch,
     #[error("$LATEST cannot be deleted without deleting the function")]
@@ -30,6 +35,15 @@ pub enum EngineError {
     Store(StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What a busy function is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusyActivity {
+    /// Still `Pending` after its creation.
+    Creating,
+    /// Its last update is still `InProgress`.
+    Updating,
 }
 
 impl From<StoreError> for EngineError {

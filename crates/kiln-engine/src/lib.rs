@@ -22,16 +22,16 @@ use kiln_core::{
 use kiln_store::{BlobStore, Store, UnzipLimits};
 use tokio::sync::Mutex;
 
-pub use error::EngineError;
+pub use error::{BusyActivity, EngineError};
 pub use kiln_store::UnzipError;
 use registry::Registry;
 
 /// Limits the engine enforces on code.
 #[derive(Debug, Clone, Copy)]
 pub struct CodeLimits {
-    /// Largest accepted zip, in bytes (Lambda: 50 MB).
+    /// Zips must be smaller than this many bytes (Lambda: 50 MB).
     pub max_zipped_bytes: u64,
-    /// Largest total unzipped size, in bytes (Lambda: 250 MB).
+    /// Extracted code must total less than this many bytes (Lambda: 250 MB).
     pub max_unzipped_bytes: u64,
     /// Most entries accepted in one archive.
     pub max_zip_entries: usize,
@@ -45,6 +45,17 @@ impl Default for CodeLimits {
             max_zip_entries: 100_000,
         }
     }
+}
+
+/// Settings of the engine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngineConfig {
+    pub code_limits: CodeLimits,
+    /// How long a create or update stays `Pending`/`InProgress` before its deployment
+    /// completes. Zero (the default) completes it as soon as possible; a delay reproduces
+    /// Lambda's timing, so that scripts which forget to wait for `Active` or `Successful`
+    /// fail locally as they would on AWS.
+    pub deployment_delay: std::time::Duration,
 }
 
 /// Everything needed to create a function.
@@ -141,7 +152,7 @@ pub struct Engine {
 #[derive(Debug)]
 struct EngineInner {
     account: AccountContext,
-    limits: CodeLimits,
+    config: EngineConfig,
     store: Arc<Store>,
     registry: Registry,
     /// Serialises every change: read snapshot, persist, publish.
@@ -202,7 +213,7 @@ impl Engine {
     pub async fn start(
         store: Store,
         account: AccountContext,
-        limits: CodeLimits,
+        config: EngineConfig,
     ) -> Result<Self, EngineError> {
         let store = Arc::new(store);
         let loaded = {
@@ -217,7 +228,7 @@ impl Engine {
         let engine = Self {
             inner: Arc::new(EngineInner {
                 account,
-                limits,
+                config,
                 store,
                 registry: Registry::new(loaded),
                 writer: Mutex::new(()),
@@ -240,7 +251,7 @@ impl Engine {
 
     /// The code limits in force.
     pub fn code_limits(&self) -> CodeLimits {
-        self.inner.limits
+        self.inner.config.code_limits
     }
 
     /// The store, for serving code downloads.
@@ -333,6 +344,7 @@ impl Engine {
         let _writer = self.inner.writer.lock().await;
         let function = self.function(name)?;
         check_revision(&function.latest, expected_revision)?;
+        check_not_busy(&function)?;
         let mut latest = function.latest.clone();
         update.apply(&mut latest.config);
         self.commit_update(&function, latest).await
@@ -347,11 +359,13 @@ impl Engine {
         {
             let function = self.function(name)?;
             check_revision(&function.latest, update.expected_revision.as_deref())?;
+            check_not_busy(&function)?;
         }
         let (code, _pin) = self.store_code(update.zip).await?;
         let _writer = self.inner.writer.lock().await;
         let function = self.function(name)?;
         check_revision(&function.latest, update.expected_revision.as_deref())?;
+        check_not_busy(&function)?;
         let mut latest = function.latest.clone();
         latest.code = code;
         if let Some(architecture) = update.architecture {
@@ -379,13 +393,11 @@ impl Engine {
                 self.inner.registry.remove(name);
             }
             Some(VersionId::Latest) => return Err(EngineError::CannotDeleteLatest),
+            // Deleting a version that does not exist succeeds, as on Lambda.
+            Some(VersionId::Published(number)) if !function.published.contains_key(&number) => {
+                return Ok(());
+            }
             Some(VersionId::Published(number)) => {
-                if !function.published.contains_key(&number) {
-                    return Err(EngineError::FunctionNotFound {
-                        name: name.clone(),
-                        qualifier: Some(VersionId::Published(number).as_lambda_string()),
-                    });
-                }
                 let deleted = name.clone();
                 blocking(move || store.delete_version(&deleted, VersionId::Published(number)))
                     .await??;
@@ -488,7 +500,11 @@ impl Engine {
     /// last update `Successful`. This is where a deployment prepares what invocations need.
     fn spawn_deployment(&self, name: FunctionName, revision: String) {
         let engine = self.clone();
+        let delay = self.inner.config.deployment_delay;
         tokio::spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             if let Err(error) = engine.finish_deployment(&name, &revision).await {
                 tracing::error!(function = %name, %error, "deployment failed");
             }
@@ -532,8 +548,9 @@ impl Engine {
     /// Validates, extracts and stores a code package. Extraction comes first so that a
     /// refused archive never becomes a blob.
     async fn store_code(&self, zip: Vec<u8>) -> Result<(CodeArtifact, CodePin), EngineError> {
-        let limits = self.inner.limits;
-        if zip.len() as u64 > limits.max_zipped_bytes {
+        let limits = self.inner.config.code_limits;
+        // Lambda's limits are exclusive: "must be smaller than".
+        if zip.len() as u64 >= limits.max_zipped_bytes {
             return Err(EngineError::ZippedTooLarge {
                 limit: limits.max_zipped_bytes,
             });
@@ -607,6 +624,28 @@ fn needs_deployment(version: &FunctionVersion) -> bool {
             .last_update
             .as_ref()
             .is_some_and(|update| update.status == LastUpdateStatus::InProgress)
+}
+
+/// Lambda refuses changes to a function that is still being created or updated.
+fn check_not_busy(function: &Function) -> Result<(), EngineError> {
+    if function.latest.state.state == FunctionState::Pending {
+        return Err(EngineError::Busy {
+            name: function.name.clone(),
+            activity: error::BusyActivity::Creating,
+        });
+    }
+    let updating = function
+        .latest
+        .last_update
+        .as_ref()
+        .is_some_and(|update| update.status == LastUpdateStatus::InProgress);
+    if updating {
+        return Err(EngineError::Busy {
+            name: function.name.clone(),
+            activity: error::BusyActivity::Updating,
+        });
+    }
+    Ok(())
 }
 
 fn check_revision(latest: &FunctionVersion, expected: Option<&str>) -> Result<(), EngineError> {

@@ -45,9 +45,13 @@ fn config(name: &FunctionName) -> FunctionConfig {
 }
 
 async fn start(dir: &std::path::Path) -> Engine {
-    Engine::start(Store::open(dir).unwrap(), account(), CodeLimits::default())
-        .await
-        .unwrap()
+    Engine::start(
+        Store::open(dir).unwrap(),
+        account(),
+        EngineConfig::default(),
+    )
+    .await
+    .unwrap()
 }
 
 async fn create(engine: &Engine, name: &str, code: &str) -> FunctionVersion {
@@ -269,15 +273,12 @@ async fn delete_removes_function_and_code() {
         engine.delete_function(&name, Some(VersionId::Latest)).await,
         Err(EngineError::CannotDeleteLatest)
     ));
-    assert!(matches!(
-        engine
-            .delete_function(&name, Some(VersionId::Published(3)))
-            .await,
-        Err(EngineError::FunctionNotFound {
-            qualifier: Some(_),
-            ..
-        })
-    ));
+    // Deleting a version that does not exist succeeds, as on Lambda.
+    engine
+        .delete_function(&name, Some(VersionId::Published(3)))
+        .await
+        .unwrap();
+    assert!(engine.function(&name).is_ok());
     engine.delete_function(&name, None).await.unwrap();
     assert!(matches!(
         engine.function(&name),
@@ -333,4 +334,47 @@ async fn functions_are_listed_in_name_order() {
         page.iter().map(|f| f.name.to_string()).collect()
     };
     assert_eq!(names(engine.functions()), ["a", "b", "c"]);
+}
+
+#[tokio::test]
+async fn updates_are_refused_while_another_is_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    let name = FunctionName::parse("busy").unwrap();
+    create(&engine, "busy", "b = 1").await;
+    // The test runtime is single-threaded: the deployment spawned by the create has not run
+    // yet, so the function is still Pending.
+    let refused = engine
+        .update_function_configuration(&name, ConfigUpdate::default(), None)
+        .await;
+    assert!(matches!(
+        refused,
+        Err(EngineError::Busy {
+            activity: BusyActivity::Creating,
+            ..
+        })
+    ));
+    wait_until_active(&engine, "busy").await;
+    engine
+        .update_function_configuration(&name, ConfigUpdate::default(), None)
+        .await
+        .unwrap();
+    let refused = engine
+        .update_function_code(
+            &name,
+            CodeUpdate {
+                zip: zip_of(&[("app.py", "b = 2")]),
+                architecture: None,
+                expected_revision: None,
+                dry_run: false,
+            },
+        )
+        .await;
+    assert!(matches!(
+        refused,
+        Err(EngineError::Busy {
+            activity: BusyActivity::Updating,
+            ..
+        })
+    ));
 }

@@ -49,7 +49,7 @@ impl CodeCache {
         limits: UnzipLimits,
     ) -> Result<ExtractedCode, StoreError> {
         if let Some(existing) = self.get(sha256_hex)? {
-            if existing.unzipped_size_bytes > limits.max_unzipped_bytes {
+            if existing.unzipped_size_bytes >= limits.max_unzipped_bytes {
                 return Err(unzip::UnzipError::TooLarge {
                     limit: limits.max_unzipped_bytes,
                 }

@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 /// Bounds applied while extracting.
 #[derive(Debug, Clone, Copy)]
 pub struct UnzipLimits {
-    /// Maximum total size of extracted files, in bytes.
+    /// Extracted files must total less than this many bytes (Lambda's "must be smaller than").
     pub max_unzipped_bytes: u64,
     /// Maximum number of entries in the archive.
     pub max_entries: usize,
@@ -138,6 +138,7 @@ pub fn extract<R: Read + Seek>(
 
         let remaining = limits
             .max_unzipped_bytes
+            .saturating_sub(1)
             .saturating_sub(report.unzipped_bytes);
         let mut file = fs::File::create(&target).map_err(|source| {
             if source.kind() == io::ErrorKind::IsADirectory {
@@ -417,6 +418,21 @@ mod tests {
         );
         let written = fs::metadata(dir.path().join("zeros")).unwrap().len();
         assert!(written <= LIMITS.max_unzipped_bytes + 1);
+    }
+
+    #[test]
+    fn the_limit_is_exclusive() {
+        let exact = vec![1u8; LIMITS.max_unzipped_bytes as usize];
+        let (_dir, result) = extract_bytes(build(&[Entry::File("exact", &exact, 0o644)]));
+        assert!(
+            matches!(result, Err(UnzipError::TooLarge { .. })),
+            "{result:?}"
+        );
+        let (_dir, result) = extract_bytes(build(&[Entry::File("under", &exact[1..], 0o644)]));
+        assert_eq!(
+            result.unwrap().unzipped_bytes,
+            LIMITS.max_unzipped_bytes - 1
+        );
     }
 
     #[test]

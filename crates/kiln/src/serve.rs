@@ -2,12 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use kiln_api::{ApiConfig, ApiState};
 use kiln_core::AccountContext;
-use kiln_engine::{CodeLimits, Engine};
+use kiln_engine::{Engine, EngineConfig};
 use kiln_store::Store;
 use tokio::net::TcpListener;
 
@@ -29,6 +30,12 @@ pub struct ServeArgs {
     /// The region in every ARN Kiln issues.
     #[arg(long, env = "KILN_REGION", default_value = "us-east-1")]
     region: String,
+
+    /// How long creates and updates stay Pending/InProgress, e.g. `2s` or `500ms`. The default,
+    /// 0, finishes them at once; a delay reproduces Lambda's timing, so that deployment scripts
+    /// which forget to wait for the function to become Active fail here as on AWS.
+    #[arg(long, env = "KILN_DEPLOYMENT_DELAY", default_value = "0s", value_parser = parse_duration)]
+    deployment_delay: Duration,
 
     /// Log filter, in `tracing` EnvFilter syntax (for example `info,kiln_api=debug`).
     #[arg(long, env = "KILN_LOG", default_value = "info")]
@@ -89,7 +96,11 @@ async fn serve(args: ServeArgs, account: AccountContext) -> anyhow::Result<()> {
     let _lock = lock_data_dir(&args.data_dir)?;
     let store = Store::open(&args.data_dir)
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
-    let engine = Engine::start(store, account, CodeLimits::default())
+    let config = EngineConfig {
+        deployment_delay: args.deployment_delay,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(store, account, config)
         .await
         .context("starting the engine")?;
 
@@ -113,6 +124,26 @@ async fn serve(args: ServeArgs, account: AccountContext) -> anyhow::Result<()> {
         .context("serving HTTP")?;
     tracing::info!("kiln stopped");
     Ok(())
+}
+
+/// Parses `250ms`, `2s`, `1.5s` or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 500ms or 2s"))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!("{text:?} is not a duration such as 500ms or 2s"));
+    }
+    Ok(Duration::from_secs_f64(value * scale))
 }
 
 /// Holds an exclusive lock on the data directory, so two servers never share one store.
@@ -149,5 +180,20 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = interrupt => tracing::info!("SIGINT received, shutting down"),
         () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
     }
 }

@@ -195,24 +195,20 @@ pub(crate) fn check_model_constraints(fields: &ConfigFields, violations: &mut Vi
         );
     }
     if let Some(vpc) = &fields.vpc_config {
-        if let Some(subnets) = &vpc.subnet_ids
-            && subnets.len() > 16
-        {
-            violations.add(
-                format!("[{}]", subnets.join(", ")),
-                "vpcConfig.subnetIds",
-                validate::max_length(16),
-            );
-        }
-        if let Some(groups) = &vpc.security_group_ids
-            && groups.len() > 5
-        {
-            violations.add(
-                format!("[{}]", groups.join(", ")),
-                "vpcConfig.securityGroupIds",
-                validate::max_length(5),
-            );
-        }
+        check_id_list(
+            vpc.subnet_ids.as_deref(),
+            "vpcConfig.subnetIds",
+            16,
+            &validate::SUBNET_ID,
+            violations,
+        );
+        check_id_list(
+            vpc.security_group_ids.as_deref(),
+            "vpcConfig.securityGroupIds",
+            5,
+            &validate::SECURITY_GROUP_ID,
+            violations,
+        );
     }
     if let Some(snap_start) = &fields.snap_start
         && let Some(apply_on) = &snap_start.apply_on
@@ -221,6 +217,33 @@ pub(crate) fn check_model_constraints(fields: &ConfigFields, violations: &mut Vi
             apply_on,
             "snapStart.applyOn",
             &["PublishedVersions", "None"],
+        );
+    }
+}
+
+/// Checks a list of VPC resource ids: at most `max_items`, each matching `pattern`.
+fn check_id_list(
+    ids: Option<&[String]>,
+    field: &str,
+    max_items: usize,
+    pattern: &validate::Pattern,
+    violations: &mut Violations,
+) {
+    let Some(ids) = ids else { return };
+    let listed = format!("[{}]", ids.join(", "));
+    if ids.len() > max_items {
+        violations.add(&listed, field, validate::max_length(max_items));
+    }
+    if ids.iter().any(|id| id.len() > 1024 || !pattern.matches(id)) {
+        violations.add(
+            &listed,
+            field,
+            format!(
+                "Member must satisfy constraint: [{}, {}, {}]",
+                validate::max_length(1024),
+                validate::min_length(0),
+                pattern.constraint()
+            ),
         );
     }
 }
@@ -499,6 +522,23 @@ mod tests {
             "1 validation error detected: Value '[X86_64]' at 'architectures' failed to satisfy \
              constraint: Member must satisfy constraint: [Member must satisfy enum value set: \
              [x86_64, arm64], Member must not be null]"
+        );
+    }
+
+    #[test]
+    fn vpc_ids_follow_their_patterns() {
+        let fields: ConfigFields = serde_json::from_str(
+            r#"{"VpcConfig":{"SubnetIds":["subnet-0abc","invalid-subnet-id"],"SecurityGroupIds":["sg-0AbC"]}}"#,
+        )
+        .unwrap();
+        let mut violations = Violations::default();
+        check_model_constraints(&fields, &mut violations);
+        assert_eq!(
+            violations.finish().unwrap_err().message,
+            "1 validation error detected: Value '[subnet-0abc, invalid-subnet-id]' at \
+             'vpcConfig.subnetIds' failed to satisfy constraint: Member must satisfy constraint: \
+             [Member must have length less than or equal to 1024, Member must have length greater \
+             than or equal to 0, Member must satisfy regular expression pattern: subnet-[0-9a-z]*]"
         );
     }
 

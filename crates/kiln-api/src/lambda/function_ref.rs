@@ -8,9 +8,12 @@ use crate::request::RequestContext;
 use crate::validate::{self, Pattern, Violations};
 
 /// Which model shape the parameter has: they differ in length and allowed characters.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NameShape {
-    /// `FunctionName`: up to 140 characters (Create, Update*).
+    /// `FunctionName` of CreateFunction: up to 140 characters, and a bare name over 64
+    /// characters is reported as a constraint violation.
+    Create,
+    /// `FunctionName` of other operations (Update*): up to 140 characters.
     Function,
     /// `NamespacedFunctionName`: up to 256 characters, dots allowed (Get*, Delete, Invoke).
     Namespaced,
@@ -19,24 +22,34 @@ pub(crate) enum NameShape {
 impl NameShape {
     fn max_length(self) -> usize {
         match self {
-            NameShape::Function => 140,
+            NameShape::Create | NameShape::Function => 140,
             NameShape::Namespaced => 256,
         }
     }
 
     fn pattern(self) -> &'static Pattern {
         match self {
-            NameShape::Function => &validate::FUNCTION_NAME,
+            NameShape::Create | NameShape::Function => &validate::FUNCTION_NAME,
             NameShape::Namespaced => &validate::NAMESPACED_FUNCTION_NAME,
         }
     }
 }
 
-/// A resolved function reference.
+/// A resolved function reference. The qualifier is kept as given: operations differ in how
+/// they treat a qualifier that names no version or alias Kiln can have (`$latest`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FunctionRef {
     pub name: FunctionName,
-    pub qualifier: Option<Qualifier>,
+    pub qualifier: Option<String>,
+}
+
+impl FunctionRef {
+    /// The qualifier classified; `Some(Err(text))` when it is no valid version or alias.
+    pub(crate) fn parsed_qualifier(&self) -> Option<Result<Qualifier, &str>> {
+        self.qualifier
+            .as_deref()
+            .map(|text| Qualifier::parse(text).map_err(|_| text))
+    }
 }
 
 /// Where a name that passed the pattern points, before the name itself is checked.
@@ -70,20 +83,21 @@ pub(crate) fn parse(
     account: &AccountContext,
     shape: NameShape,
 ) -> Result<FunctionRef, ApiError> {
+    // AWS lists qualifier violations before name violations, and a name's length and pattern
+    // violations together.
     let mut violations = Violations::default();
+    if let Some(qualifier) = query_qualifier {
+        violations.length(qualifier, "qualifier", 1, 128);
+        violations.pattern(qualifier, "qualifier", &validate::QUALIFIER);
+    }
     if raw.chars().count() > shape.max_length() {
         violations.add(
             raw,
             "functionName",
             validate::max_length(shape.max_length()),
         );
-    } else {
-        violations.pattern(raw, "functionName", shape.pattern());
     }
-    if let Some(qualifier) = query_qualifier {
-        violations.length(qualifier, "qualifier", 1, 128);
-        violations.pattern(qualifier, "qualifier", &validate::QUALIFIER);
-    }
+    violations.pattern(raw, "functionName", shape.pattern());
     violations.finish()?;
 
     let parts = split(raw);
@@ -108,7 +122,7 @@ pub(crate) fn parse(
     }
     let name = match FunctionName::parse(parts.name) {
         Ok(name) => name,
-        Err(_) if parts.name.len() > FunctionName::MAX_LEN => {
+        Err(_) if shape == NameShape::Create && parts.name.len() > FunctionName::MAX_LEN => {
             return Err(ApiError::invalid_parameter(format!(
                 "1 validation error detected: Value '{}' at 'functionName' failed to satisfy \
                  constraint: Member must have length less than or equal to {}",
@@ -116,8 +130,8 @@ pub(crate) fn parse(
                 FunctionName::MAX_LEN
             )));
         }
-        // Namespaced names allow characters no function can have: such a function does not
-        // exist.
+        // Elsewhere a name no function can have (too long, or with dots, which the namespaced
+        // pattern allows) simply names no function.
         Err(_) => {
             return Err(super::function_not_found(
                 account,
@@ -136,15 +150,10 @@ pub(crate) fn parse(
         (Some(qualifier), _) | (None, Some(qualifier)) => Some(qualifier),
         (None, None) => None,
     };
-    let qualifier = match qualifier {
-        None => None,
-        Some(text) => Some(Qualifier::parse(text).map_err(|_| {
-            // `$LATEST.PUBLISHED` and `$`-bearing aliases pass the model pattern but name no
-            // version or alias Kiln can have.
-            super::function_not_found(account, name.as_str(), Some(text))
-        })?),
-    };
-    Ok(FunctionRef { name, qualifier })
+    Ok(FunctionRef {
+        name,
+        qualifier: qualifier.map(str::to_owned),
+    })
 }
 
 /// Splits a name that matched the model pattern into its parts. The pattern is
@@ -221,16 +230,20 @@ mod tests {
             assert_eq!(parsed.qualifier, None, "{raw}");
         }
         assert_eq!(
-            parse_ok("arn:aws:lambda:us-east-1:000000000000:function:f:7", None).qualifier,
-            Some(Qualifier::Version(VersionId::Published(7)))
+            parse_ok("arn:aws:lambda:us-east-1:000000000000:function:f:7", None).parsed_qualifier(),
+            Some(Ok(Qualifier::Version(VersionId::Published(7))))
         );
         assert_eq!(
-            parse_ok("f:live", None).qualifier,
-            Some(Qualifier::Alias("live".into()))
+            parse_ok("f:live", None).parsed_qualifier(),
+            Some(Ok(Qualifier::Alias("live".into())))
         );
         assert_eq!(
-            parse_ok("f", Some("$LATEST")).qualifier,
-            Some(Qualifier::Version(VersionId::Latest))
+            parse_ok("f", Some("$LATEST")).parsed_qualifier(),
+            Some(Ok(Qualifier::Version(VersionId::Latest)))
+        );
+        assert_eq!(
+            parse_ok("f", Some("$latest")).parsed_qualifier(),
+            Some(Err("$latest"))
         );
     }
 
@@ -270,28 +283,46 @@ mod tests {
         let error = parse_err("f", Some("bad?qualifier"));
         assert_eq!(error.code, ErrorCode::Validation);
         assert!(error.message.contains("at 'qualifier'"));
+        let error = parse_err("bad?name", Some(&"q".repeat(129)));
+        assert!(
+            error
+                .message
+                .starts_with("2 validation errors detected: Value '"),
+            "{}",
+            error.message
+        );
+        assert!(error.message.find("'qualifier'") < error.message.find("'functionName'"));
     }
 
     #[test]
     fn long_names_are_refused_as_aws_does() {
         let long = "a".repeat(65);
-        let error = parse(&long, None, &account(), NameShape::Function).unwrap_err();
+        let error = parse(&long, None, &account(), NameShape::Create).unwrap_err();
         assert_eq!(error.code, ErrorCode::InvalidParameterValue);
         assert!(
             error
                 .message
                 .ends_with("Member must have length less than or equal to 64")
         );
+        let error = parse(&long, None, &account(), NameShape::Namespaced).unwrap_err();
+        assert_eq!(
+            error.code,
+            ErrorCode::ResourceNotFound,
+            "elsewhere it names no function"
+        );
         let arn = format!(
-            "arn:aws:lambda:us-east-1:000000000000:function:{}",
+            "arn:aws:lambda:bad-region:000000000000:function:{}",
             "a".repeat(100)
         );
-        let error = parse(&arn, None, &account(), NameShape::Function).unwrap_err();
+        let error = parse(&arn, None, &account(), NameShape::Create).unwrap_err();
         assert_eq!(error.code, ErrorCode::Validation);
         assert!(
-            error
-                .message
-                .ends_with("Member must have length less than or equal to 140")
+            error.message.starts_with("2 validation errors detected: ")
+                && error
+                    .message
+                    .contains("Member must have length less than or equal to 140; "),
+            "{}",
+            error.message
         );
     }
 

@@ -96,9 +96,8 @@ pub(crate) async fn create(
         Some(name) => {
             if name.chars().count() > 140 {
                 violations.add(name, "functionName", crate::validate::max_length(140));
-            } else {
-                violations.pattern(name, "functionName", &crate::validate::FUNCTION_NAME);
             }
+            violations.pattern(name, "functionName", &crate::validate::FUNCTION_NAME);
         }
     }
     if request.fields.role.is_none() {
@@ -129,7 +128,7 @@ pub(crate) async fn create(
 
     let raw_name = request.function_name.as_deref().unwrap_or_default();
     let FunctionRef { name, qualifier } =
-        function_ref::parse(raw_name, None, account, NameShape::Function)?;
+        function_ref::parse(raw_name, None, account, NameShape::Create)?;
     if qualifier.is_some() {
         return Err(config::refuse(
             "The function name cannot carry a qualifier when creating a function.",
@@ -256,21 +255,23 @@ fn resolve(
 ) -> Result<(Arc<Function>, FunctionVersion, bool), ApiError> {
     let account = state.engine().account();
     let reference = function_ref::from_request(context, account, NameShape::Namespaced)?;
-    let qualifier_text = reference
-        .qualifier
-        .as_ref()
-        .map(Qualifier::as_lambda_string);
-    let not_found =
-        || function_not_found(account, reference.name.as_str(), qualifier_text.as_deref());
+    let not_found = || {
+        function_not_found(
+            account,
+            reference.name.as_str(),
+            reference.qualifier.as_deref(),
+        )
+    };
     let function = state
         .engine()
         .function(&reference.name)
         .map_err(|_| not_found())?;
-    let version = match &reference.qualifier {
+    let version = match reference.parsed_qualifier() {
         None => function.latest.clone(),
-        Some(Qualifier::Version(id)) => function.version(*id).cloned().ok_or_else(not_found)?,
-        // Kiln has no aliases yet, so no alias exists.
-        Some(Qualifier::Alias(_)) => return Err(not_found()),
+        Some(Ok(Qualifier::Version(id))) => function.version(id).cloned().ok_or_else(not_found)?,
+        // Kiln has no aliases yet, so no alias exists; nor does any version or alias with a
+        // name such as `$latest`.
+        Some(Ok(Qualifier::Alias(_)) | Err(_)) => return Err(not_found()),
     };
     Ok((function, version, reference.qualifier.is_some()))
 }
@@ -503,20 +504,28 @@ pub(crate) async fn delete(
     let engine = state.engine();
     let account = engine.account();
     let reference = function_ref::from_request(context, account, NameShape::Namespaced)?;
-    // Lambda checks the function before the qualifier: a missing function is reported
-    // without the qualifier.
-    lookup(state, &reference.name)?;
-    let version = match &reference.qualifier {
-        None => None,
-        Some(Qualifier::Version(id)) => Some(*id),
-        Some(Qualifier::Alias(alias)) => {
-            return Err(function_not_found(
+    // Lambda's order: the qualifier's kind first, then the function's existence (reported
+    // without the qualifier); deleting a version that does not exist succeeds.
+    let version = match reference.parsed_qualifier() {
+        None | Some(Err(_)) => None,
+        Some(Ok(Qualifier::Version(VersionId::Latest))) => {
+            return Err(engine_error(
                 account,
-                reference.name.as_str(),
-                Some(alias),
+                kiln_engine::EngineError::CannotDeleteLatest,
             ));
         }
+        Some(Ok(Qualifier::Alias(_))) => {
+            return Err(config::refuse(
+                "Deletion of aliases is not currently supported.",
+            ));
+        }
+        Some(Ok(Qualifier::Version(id))) => Some(id),
     };
+    lookup(state, &reference.name)?;
+    if reference.parsed_qualifier().is_some_and(|q| q.is_err()) {
+        // A qualifier naming nothing Kiln can have, on an existing function.
+        return Err(function_not_found(account, reference.name.as_str(), None));
+    }
     engine
         .delete_function(&reference.name, version)
         .await
@@ -530,8 +539,8 @@ fn unqualified_target(
     account: &kiln_core::AccountContext,
 ) -> Result<kiln_core::FunctionName, ApiError> {
     let reference = function_ref::from_request(context, account, NameShape::Function)?;
-    match reference.qualifier {
-        None | Some(Qualifier::Version(VersionId::Latest)) => Ok(reference.name),
+    match reference.parsed_qualifier() {
+        None | Some(Ok(Qualifier::Version(VersionId::Latest))) => Ok(reference.name),
         Some(_) => Err(config::refuse(
             "This operation is permitted on Lambda functions only. Aliases and versions do not \
              support this operation. Please specify either a function name or an unqualified \

@@ -15,7 +15,7 @@ mod tags;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kiln_core::{AccountContext, FunctionName};
-use kiln_engine::{EngineError, UnzipError};
+use kiln_engine::{BusyActivity, EngineError, UnzipError};
 
 use crate::ApiState;
 use crate::error::{ApiError, ErrorCode};
@@ -91,6 +91,16 @@ pub(crate) fn engine_error(account: &AccountContext, error: EngineError) -> ApiE
         EngineError::FunctionExists { name } => {
             ApiError::conflict(format!("Function already exist: {name}"))
         }
+        EngineError::Busy { name, activity } => ApiError::conflict(match activity {
+            BusyActivity::Updating => format!(
+                "The operation cannot be performed at this time. An update is in progress for \
+                 resource: {}",
+                account.function_arn(&name)
+            ),
+            BusyActivity::Creating => "The operation cannot be performed at this time. The \
+                                       function is currently in the following state: Pending"
+                .to_owned(),
+        }),
         EngineError::RevisionMismatch => ApiError::new(
             ErrorCode::PreconditionFailed,
             "The Revision Id provided does not match the latest Revision Id. \
