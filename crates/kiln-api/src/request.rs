@@ -108,18 +108,23 @@ impl RequestContext {
             .collect()
     }
 
-    /// The body parsed as JSON into `T`; an empty body is `{}`.
+    /// The body parsed as a JSON object into `T`; an empty body is `{}`.
     pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
             &self.body
         };
-        serde_json::from_slice(body).map_err(|error| {
+        let invalid = |error: &dyn std::fmt::Display| {
             ApiError::invalid_content(format!(
                 "Could not parse request body into json: Could not parse payload into json: {error}"
             ))
-        })
+        };
+        // Parsing to a map first refuses a top-level array, which serde's derived struct
+        // deserializers would otherwise accept as positional fields.
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(body).map_err(|e| invalid(&e))?;
+        serde_json::from_value(serde_json::Value::Object(object)).map_err(|e| invalid(&e))
     }
 }
 

@@ -297,18 +297,36 @@ impl Engine {
 
     /// Creates a function; its `$LATEST` starts `Pending` and becomes `Active` once deployed.
     pub async fn create_function(&self, new: NewFunction) -> Result<FunctionVersion, EngineError> {
-        if self.inner.registry.get(&new.name).is_some() {
-            return Err(EngineError::FunctionExists { name: new.name });
+        let NewFunction {
+            name,
+            config,
+            zip,
+            tags,
+        } = new;
+        if self.inner.registry.get(&name).is_some() {
+            return Err(EngineError::FunctionExists { name });
         }
-        let (code, _pin) = self.store_code(new.zip).await?;
+        let (code, pin) = self.store_code(zip).await?;
+        let outcome = self.insert_function(name, config, tags, code).await;
+        self.release_code(pin, outcome.is_err()).await;
+        outcome
+    }
+
+    async fn insert_function(
+        &self,
+        name: FunctionName,
+        config: FunctionConfig,
+        tags: BTreeMap<String, String>,
+        code: CodeArtifact,
+    ) -> Result<FunctionVersion, EngineError> {
         let _writer = self.inner.writer.lock().await;
-        if self.inner.registry.get(&new.name).is_some() {
-            return Err(EngineError::FunctionExists { name: new.name });
+        if self.inner.registry.get(&name).is_some() {
+            return Err(EngineError::FunctionExists { name });
         }
         let now = kiln_core::now_millis();
         let latest = FunctionVersion {
             version: VersionId::Latest.into(),
-            config: new.config,
+            config,
             code,
             revision_id: new_revision(),
             last_modified: now,
@@ -320,9 +338,9 @@ impl Engine {
             last_update: None,
         };
         let function = Function {
-            name: new.name.clone(),
+            name: name.clone(),
             created: now,
-            tags: new.tags,
+            tags,
             latest: latest.clone(),
             published: BTreeMap::new(),
         };
@@ -330,8 +348,19 @@ impl Engine {
         let record = function.clone();
         blocking(move || store.insert_function(&record)).await??;
         self.inner.registry.put(function);
-        self.spawn_deployment(new.name, latest.revision_id.clone());
+        self.spawn_deployment(name, latest.revision_id.clone());
         Ok(latest)
+    }
+
+    /// Unpins a stored package; if the change that stored it failed, the package may now be
+    /// referenced by nothing, so collect it.
+    async fn release_code(&self, pin: CodePin, change_failed: bool) {
+        drop(pin);
+        if change_failed {
+            if let Err(error) = self.collect_garbage().await {
+                tracing::warn!(%error, "code garbage collection failed");
+            }
+        }
     }
 
     /// Changes `$LATEST`'s configuration.
@@ -350,31 +379,45 @@ impl Engine {
         self.commit_update(&function, latest).await
     }
 
-    /// Replaces `$LATEST`'s code.
+    /// Replaces `$LATEST`'s code. A dry run validates the package and stores nothing.
     pub async fn update_function_code(
         &self,
         name: &FunctionName,
         update: CodeUpdate,
     ) -> Result<FunctionVersion, EngineError> {
-        {
-            let function = self.function(name)?;
-            check_revision(&function.latest, update.expected_revision.as_deref())?;
-            check_not_busy(&function)?;
-        }
-        let (code, _pin) = self.store_code(update.zip).await?;
-        let _writer = self.inner.writer.lock().await;
+        let CodeUpdate {
+            zip,
+            architecture,
+            expected_revision,
+            dry_run,
+        } = update;
         let function = self.function(name)?;
-        check_revision(&function.latest, update.expected_revision.as_deref())?;
+        check_revision(&function.latest, expected_revision.as_deref())?;
         check_not_busy(&function)?;
-        let mut latest = function.latest.clone();
-        latest.code = code;
-        if let Some(architecture) = update.architecture {
-            latest.config.architecture = architecture;
+        if dry_run {
+            let mut preview = function.latest.clone();
+            preview.code = self.inspect_code(zip).await?;
+            if let Some(architecture) = architecture {
+                preview.config.architecture = architecture;
+            }
+            return Ok(preview);
         }
-        if update.dry_run {
-            return Ok(latest);
+        let (code, pin) = self.store_code(zip).await?;
+        let outcome = async {
+            let _writer = self.inner.writer.lock().await;
+            let function = self.function(name)?;
+            check_revision(&function.latest, expected_revision.as_deref())?;
+            check_not_busy(&function)?;
+            let mut latest = function.latest.clone();
+            latest.code = code;
+            if let Some(architecture) = architecture {
+                latest.config.architecture = architecture;
+            }
+            self.commit_update(&function, latest).await
         }
-        self.commit_update(&function, latest).await
+        .await;
+        self.release_code(pin, outcome.is_err()).await;
+        outcome
     }
 
     /// Deletes a whole function, or one published version of it.
@@ -562,14 +605,7 @@ impl Engine {
             let pin = pins.pin(&described.sha256_hex);
             let extracted = store
                 .code()
-                .extract(
-                    &described.sha256_hex,
-                    &zip,
-                    UnzipLimits {
-                        max_unzipped_bytes: limits.max_unzipped_bytes,
-                        max_entries: limits.max_zip_entries,
-                    },
-                )
+                .extract(&described.sha256_hex, &zip, unzip_limits(limits))
                 .map_err(EngineError::from_code_error)?;
             let stored = store.blobs().put(&zip)?;
             let artifact = CodeArtifact {
@@ -579,6 +615,31 @@ impl Engine {
                 unzipped_size_bytes: extracted.unzipped_size_bytes,
             };
             Ok((artifact, pin))
+        })
+        .await?
+    }
+
+    /// Validates a package as [`Engine::store_code`] does, keeping nothing.
+    async fn inspect_code(&self, zip: Vec<u8>) -> Result<CodeArtifact, EngineError> {
+        let limits = self.inner.config.code_limits;
+        if zip.len() as u64 >= limits.max_zipped_bytes {
+            return Err(EngineError::ZippedTooLarge {
+                limit: limits.max_zipped_bytes,
+            });
+        }
+        let store = Arc::clone(&self.inner.store);
+        blocking(move || -> Result<CodeArtifact, EngineError> {
+            let described = BlobStore::describe(&zip);
+            let unzipped_size_bytes = store
+                .code()
+                .measure(&described.sha256_hex, &zip, unzip_limits(limits))
+                .map_err(EngineError::from_code_error)?;
+            Ok(CodeArtifact {
+                sha256_hex: described.sha256_hex,
+                sha256_base64: described.sha256_base64,
+                size_bytes: described.size_bytes,
+                unzipped_size_bytes,
+            })
         })
         .await?
     }
@@ -615,6 +676,13 @@ impl Engine {
             Ok(())
         })
         .await?
+    }
+}
+
+fn unzip_limits(limits: CodeLimits) -> UnzipLimits {
+    UnzipLimits {
+        max_unzipped_bytes: limits.max_unzipped_bytes,
+        max_entries: limits.max_zip_entries,
     }
 }
 

@@ -378,3 +378,67 @@ async fn updates_are_refused_while_another_is_in_progress() {
         })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_a_create_race_leaves_no_code_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    let name = FunctionName::parse("raced").unwrap();
+    let attempts: Vec<_> = (0..4)
+        .map(|i| {
+            let engine = engine.clone();
+            let name = name.clone();
+            tokio::spawn(async move {
+                engine
+                    .create_function(NewFunction {
+                        config: config(&name),
+                        name,
+                        zip: zip_of(&[("app.py", &format!("attempt = {i}"))]),
+                        tags: BTreeMap::new(),
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(version) => winners.push(version),
+            Err(error) => assert!(matches!(error, EngineError::FunctionExists { .. })),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    assert_eq!(
+        engine.blobs().list().unwrap(),
+        vec![winners[0].code.sha256_hex.clone()],
+        "only the winner's package is kept"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_code_updates_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    let created = create(&engine, "dry", "d = 1").await;
+    wait_until_active(&engine, "dry").await;
+    let name = FunctionName::parse("dry").unwrap();
+    let preview = engine
+        .update_function_code(
+            &name,
+            CodeUpdate {
+                zip: zip_of(&[("app.py", "d = 2")]),
+                architecture: None,
+                expected_revision: None,
+                dry_run: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert_ne!(preview.code.sha256_hex, created.code.sha256_hex);
+    assert_eq!(
+        engine.blobs().list().unwrap(),
+        vec![created.code.sha256_hex.clone()]
+    );
+    let settled = engine.function(&name).unwrap();
+    assert_eq!(settled.latest.code, created.code, "nothing changed");
+}

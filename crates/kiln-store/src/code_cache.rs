@@ -89,6 +89,34 @@ impl CodeCache {
         outcome
     }
 
+    /// Validates `zip` as [`CodeCache::extract`] would and returns its unzipped size, without
+    /// keeping anything (for dry runs).
+    pub fn measure(
+        &self,
+        sha256_hex: &str,
+        zip: &[u8],
+        limits: UnzipLimits,
+    ) -> Result<u64, StoreError> {
+        if let Some(existing) = self.get(sha256_hex)? {
+            if existing.unzipped_size_bytes >= limits.max_unzipped_bytes {
+                return Err(unzip::UnzipError::TooLarge {
+                    limit: limits.max_unzipped_bytes,
+                }
+                .into());
+            }
+            return Ok(existing.unzipped_size_bytes);
+        }
+        let work = self
+            .staging
+            .join(format!("measure-{sha256_hex}.{}", uuid::Uuid::new_v4()));
+        fs::create_dir_all(&work).map_err(|e| StoreError::io(&work, e))?;
+        let outcome = unzip::extract(Cursor::new(zip), &work, limits)
+            .map(|report| report.unzipped_bytes)
+            .map_err(StoreError::from);
+        remove_tree(&work).map_err(|e| StoreError::io(&work, e))?;
+        outcome
+    }
+
     /// The extracted package for a digest, if present.
     pub fn get(&self, sha256_hex: &str) -> Result<Option<ExtractedCode>, StoreError> {
         let dir = self.root.join(sha256_hex);
@@ -161,6 +189,28 @@ mod tests {
         assert_eq!(cache.list().unwrap(), vec!["abc".to_owned()]);
         cache.remove("abc").unwrap();
         assert_eq!(cache.get("abc").unwrap(), None);
+    }
+
+    #[test]
+    fn measuring_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CodeCache::open(dir.path()).unwrap();
+        let zip = zip_with("a.txt", b"12345");
+        assert_eq!(cache.measure("m", &zip, LIMITS).unwrap(), 5);
+        assert!(cache.list().unwrap().is_empty());
+        assert_eq!(
+            fs::read_dir(dir.path().join("code-staging"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert!(cache.measure("m", &zip_with("../x", b"1"), LIMITS).is_err());
+        assert_eq!(
+            fs::read_dir(dir.path().join("code-staging"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub struct ServeArgs {
     #[arg(long, env = "KILN_DEPLOYMENT_DELAY", default_value = "0s", value_parser = parse_duration)]
     deployment_delay: Duration,
 
+    /// How long a shutdown (SIGINT, SIGTERM) waits for requests in flight before closing
+    /// their connections.
+    #[arg(long, env = "KILN_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
+    shutdown_grace: Duration,
+
     /// Log filter, in `tracing` EnvFilter syntax (for example `info,kiln_api=debug`).
     #[arg(long, env = "KILN_LOG", default_value = "info")]
     log: String,
@@ -118,12 +123,66 @@ async fn serve(args: ServeArgs, account: AccountContext) -> anyhow::Result<()> {
     // Scripts and tests read the bound address (useful with port 0) from this line.
     println!("Kiln listening on http://{address}");
 
-    axum::serve(listener, kiln_api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    serve_http(listener, kiln_api::router(state), args.shutdown_grace).await;
     tracing::info!("kiln stopped");
     Ok(())
+}
+
+/// How long a client may take to send a request's headers (slow-client protection).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts HTTP/1.1 connections until a shutdown signal, then lets requests in flight finish
+/// for at most `grace` before closing everything.
+async fn serve_http(listener: TcpListener, router: axum::Router, grace: Duration) {
+    use hyper::server::conn::http1;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Small request/response exchanges must not wait for Nagle's algorithm.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(
+                TokioIo::new(stream),
+                TowerToHyperService::new(router.clone()),
+            );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?grace,
+            "requests still in flight after the shutdown grace period; closing them"
+        );
+    }
 }
 
 /// Parses `250ms`, `2s`, `1.5s` or a bare number of seconds.

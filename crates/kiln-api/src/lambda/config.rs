@@ -99,17 +99,24 @@ pub(crate) struct ConfigFields {
     pub role: Option<String>,
     pub timeout: Option<i64>,
     pub memory_size: Option<i64>,
+    #[serde(default, deserialize_with = "crate::wire::optional_object")]
     pub environment: Option<EnvironmentIn>,
+    #[serde(default, deserialize_with = "crate::wire::optional_object")]
     pub ephemeral_storage: Option<EphemeralStorageIn>,
+    #[serde(default, deserialize_with = "crate::wire::optional_object")]
     pub tracing_config: Option<TracingConfigIn>,
+    #[serde(default, deserialize_with = "crate::wire::optional_object")]
     pub logging_config: Option<LoggingConfigIn>,
     #[serde(rename = "KMSKeyArn")]
     pub kms_key_arn: Option<String>,
+    #[serde(default, deserialize_with = "crate::wire::optional_object")]
     pub vpc_config: Option<VpcConfigIn>,
+    #[serde(default, deserialize_with = "crate::wire::optional_object")]
     pub dead_letter_config: Option<DeadLetterConfigIn>,
     pub layers: Option<Vec<String>>,
     pub file_system_configs: Option<Vec<Value>>,
     pub image_config: Option<Value>,
+    #[serde(default, deserialize_with = "crate::wire::optional_object")]
     pub snap_start: Option<SnapStartIn>,
     pub tenancy_config: Option<Value>,
     pub capacity_provider_config: Option<Value>,

@@ -44,6 +44,7 @@ struct FunctionCodeIn {
 #[serde(rename_all = "PascalCase")]
 struct CreateFunctionRequest {
     function_name: Option<String>,
+    #[serde(default, deserialize_with = "crate::wire::optional_object")]
     code: Option<FunctionCodeIn>,
     publish: Option<bool>,
     publish_to: Option<String>,
