@@ -356,10 +356,8 @@ impl Engine {
     /// referenced by nothing, so collect it.
     async fn release_code(&self, pin: CodePin, change_failed: bool) {
         drop(pin);
-        if change_failed {
-            if let Err(error) = self.collect_garbage().await {
-                tracing::warn!(%error, "code garbage collection failed");
-            }
+        if change_failed && let Err(error) = self.collect_garbage().await {
+            tracing::warn!(%error, "code garbage collection failed");
         }
     }
 
