@@ -56,6 +56,13 @@ impl From<FunctionName> for String {
     }
 }
 
+/// Lets maps keyed by name be searched with `&str`; the ordering is `String`'s either way.
+impl std::borrow::Borrow<str> for FunctionName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for FunctionName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -235,7 +235,7 @@ impl Engine {
                 pinned_code: Arc::default(),
             }),
         };
-        engine.collect_garbage().await?;
+        engine.sweep_unreferenced_code().await?;
         for (name, revision) in unfinished {
             tracing::info!(function = %name, "resuming interrupted deployment");
             engine.spawn_deployment(name, revision);
@@ -275,23 +275,16 @@ impl Engine {
         self.inner.registry.all()
     }
 
-    /// Account-wide usage.
+    /// Up to `limit` functions in name order, starting at the name `from` (inclusive).
+    pub fn functions_from(&self, from: Option<&str>, limit: usize) -> Vec<Arc<Function>> {
+        self.inner.registry.page(from, limit)
+    }
+
+    /// Account-wide usage; constant time.
     pub fn usage(&self) -> AccountUsage {
-        let functions = self.inner.registry.all();
-        let mut unique_code = std::collections::HashMap::new();
-        for function in &functions {
-            for version in function.versions() {
-                // Lambda counts each version's package; identical packages within one
-                // function share storage, so count each digest once per function.
-                unique_code.insert(
-                    (function.name.clone(), version.code.sha256_hex.clone()),
-                    version.code.size_bytes,
-                );
-            }
-        }
         AccountUsage {
-            function_count: functions.len() as u64,
-            total_code_size_bytes: unique_code.values().sum(),
+            function_count: self.inner.registry.len() as u64,
+            total_code_size_bytes: self.inner.registry.total_code_bytes(),
         }
     }
 
@@ -355,9 +348,10 @@ impl Engine {
     /// Unpins a stored package; if the change that stored it failed, the package may now be
     /// referenced by nothing, so collect it.
     async fn release_code(&self, pin: CodePin, change_failed: bool) {
+        let digest = pin.digest.clone();
         drop(pin);
-        if change_failed && let Err(error) = self.collect_garbage().await {
-            tracing::warn!(%error, "code garbage collection failed");
+        if change_failed {
+            self.collect_code(vec![digest]).await;
         }
     }
 
@@ -424,31 +418,41 @@ impl Engine {
         name: &FunctionName,
         version: Option<VersionId>,
     ) -> Result<(), EngineError> {
-        let _writer = self.inner.writer.lock().await;
-        let function = self.function(name)?;
-        let store = Arc::clone(&self.inner.store);
-        match version {
-            None => {
-                let deleted = name.clone();
-                blocking(move || store.delete_function(&deleted)).await??;
-                self.inner.registry.remove(name);
+        let released: Vec<String> = {
+            let _writer = self.inner.writer.lock().await;
+            let function = self.function(name)?;
+            let store = Arc::clone(&self.inner.store);
+            match version {
+                None => {
+                    let deleted = name.clone();
+                    blocking(move || store.delete_function(&deleted)).await??;
+                    self.inner.registry.remove(name);
+                    function
+                        .versions()
+                        .map(|version| version.code.sha256_hex.clone())
+                        .collect()
+                }
+                Some(VersionId::Latest) => return Err(EngineError::CannotDeleteLatest),
+                // Deleting a version that does not exist succeeds, as on Lambda.
+                Some(VersionId::Published(number)) if !function.published.contains_key(&number) => {
+                    return Ok(());
+                }
+                Some(VersionId::Published(number)) => {
+                    let deleted = name.clone();
+                    blocking(move || store.delete_version(&deleted, VersionId::Published(number)))
+                        .await??;
+                    let mut updated = (*function).clone();
+                    let removed = updated.published.remove(&number);
+                    self.inner.registry.put(updated);
+                    removed
+                        .map(|version| version.code.sha256_hex)
+                        .into_iter()
+                        .collect()
+                }
             }
-            Some(VersionId::Latest) => return Err(EngineError::CannotDeleteLatest),
-            // Deleting a version that does not exist succeeds, as on Lambda.
-            Some(VersionId::Published(number)) if !function.published.contains_key(&number) => {
-                return Ok(());
-            }
-            Some(VersionId::Published(number)) => {
-                let deleted = name.clone();
-                blocking(move || store.delete_version(&deleted, VersionId::Published(number)))
-                    .await??;
-                let mut updated = (*function).clone();
-                updated.published.remove(&number);
-                self.inner.registry.put(updated);
-            }
-        }
-        drop(_writer);
-        self.collect_garbage().await
+        };
+        self.collect_code(released).await;
+        Ok(())
     }
 
     /// Adds or overwrites tags on a function.
@@ -527,12 +531,9 @@ impl Engine {
         self.inner.registry.put(updated);
         self.spawn_deployment(function.name.clone(), latest.revision_id.clone());
         if previous_code.sha256_hex != latest.code.sha256_hex {
+            // The writer lock is held here; collect once it is released.
             let engine = self.clone();
-            tokio::spawn(async move {
-                if let Err(error) = engine.collect_garbage().await {
-                    tracing::warn!(%error, "code garbage collection failed");
-                }
-            });
+            tokio::spawn(async move { engine.collect_code(vec![previous_code.sha256_hex]).await });
         }
         Ok(latest)
     }
@@ -642,25 +643,46 @@ impl Engine {
         .await?
     }
 
-    /// Removes blobs and extracted trees that no version references any more.
-    async fn collect_garbage(&self) -> Result<(), EngineError> {
+    /// Removes the packages among `candidates` that no version references and no change in
+    /// flight has pinned. Cost is proportional to the candidates, not to the functions.
+    /// Failures are logged: a package left behind is swept at the next start.
+    async fn collect_code(&self, candidates: Vec<String>) {
         let _writer = self.inner.writer.lock().await;
-        let referenced: std::collections::HashSet<String> = self
-            .inner
-            .registry
-            .all()
-            .iter()
-            .flat_map(|function| {
-                function
-                    .versions()
-                    .map(|version| version.code.sha256_hex.clone())
-                    .collect::<Vec<_>>()
+        let unused: Vec<String> = candidates
+            .into_iter()
+            .filter(|digest| {
+                !self.inner.registry.references_code(digest)
+                    && !self.inner.pinned_code.is_pinned(digest)
             })
             .collect();
+        if unused.is_empty() {
+            return;
+        }
         let store = Arc::clone(&self.inner.store);
-        let pins = Arc::clone(&self.inner.pinned_code);
+        let removed = blocking(move || -> Result<(), EngineError> {
+            for digest in &unused {
+                store.blobs().remove(digest)?;
+                store.code().remove(digest)?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(error) = removed.and_then(|removed| removed) {
+            tracing::warn!(%error, "removing unused code failed");
+        }
+    }
+
+    /// Removes every stored package no version references: leftovers of a crash between
+    /// storing a package and committing the change that uses it. Run at start-up.
+    async fn sweep_unreferenced_code(&self) -> Result<(), EngineError> {
+        let _writer = self.inner.writer.lock().await;
+        let store = Arc::clone(&self.inner.store);
+        let engine = self.clone();
         blocking(move || -> Result<(), EngineError> {
-            let unused = |digest: &String| !referenced.contains(digest) && !pins.is_pinned(digest);
+            let unused = |digest: &String| {
+                !engine.inner.registry.references_code(digest)
+                    && !engine.inner.pinned_code.is_pinned(digest)
+            };
             for digest in store.blobs().list()? {
                 if unused(&digest) {
                     store.blobs().remove(&digest)?;

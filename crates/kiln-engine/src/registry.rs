@@ -1,6 +1,7 @@
-//! The in-memory snapshot of every function.
+//! The in-memory snapshot of every function, with the indexes the engine needs in O(1).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use kiln_core::{Function, FunctionName};
@@ -9,51 +10,230 @@ use kiln_core::{Function, FunctionName};
 /// writer (which already holds the writer lock) takes the write lock.
 #[derive(Debug)]
 pub(crate) struct Registry {
-    functions: RwLock<BTreeMap<FunctionName, Arc<Function>>>,
+    state: RwLock<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    functions: BTreeMap<FunctionName, Arc<Function>>,
+    /// How many versions reference each code package (by digest), so that deciding whether
+    /// a package is still used does not scan every function.
+    code_references: HashMap<String, usize>,
+    /// Bytes of code per function, counting each distinct package of a function once.
+    total_code_bytes: u64,
+}
+
+impl State {
+    fn insert(&mut self, function: Arc<Function>) -> Option<Arc<Function>> {
+        for digest in function.versions().map(|version| &version.code.sha256_hex) {
+            *self.code_references.entry(digest.clone()).or_default() += 1;
+        }
+        self.total_code_bytes += distinct_code_bytes(&function);
+        let previous = self.functions.insert(function.name.clone(), function);
+        if let Some(previous) = &previous {
+            self.forget(previous);
+        }
+        previous
+    }
+
+    fn remove(&mut self, name: &FunctionName) -> Option<Arc<Function>> {
+        let previous = self.functions.remove(name);
+        if let Some(previous) = &previous {
+            self.forget(previous);
+        }
+        previous
+    }
+
+    fn forget(&mut self, function: &Function) {
+        for digest in function.versions().map(|version| &version.code.sha256_hex) {
+            if let Some(count) = self.code_references.get_mut(digest) {
+                *count -= 1;
+                if *count == 0 {
+                    self.code_references.remove(digest);
+                }
+            }
+        }
+        self.total_code_bytes -= distinct_code_bytes(function);
+    }
+}
+
+/// The size of a function's distinct code packages: versions sharing a package share storage.
+fn distinct_code_bytes(function: &Function) -> u64 {
+    let mut seen = BTreeSet::new();
+    function
+        .versions()
+        .filter(|version| seen.insert(&version.code.sha256_hex))
+        .map(|version| version.code.size_bytes)
+        .sum()
 }
 
 impl Registry {
     pub(crate) fn new(functions: Vec<Function>) -> Self {
-        let map = functions
-            .into_iter()
-            .map(|function| (function.name.clone(), Arc::new(function)))
-            .collect();
+        let mut state = State::default();
+        for function in functions {
+            state.insert(Arc::new(function));
+        }
         Self {
-            functions: RwLock::new(map),
+            state: RwLock::new(state),
         }
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, BTreeMap<FunctionName, Arc<Function>>> {
-        // Writers only swap whole entries, so a panic mid-write leaves a consistent map.
-        self.functions
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // Writers update the map and its indexes without calling out, so a panic cannot
+        // leave them half-updated.
+        self.state
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<FunctionName, Arc<Function>>> {
-        self.functions
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn get(&self, name: &FunctionName) -> Option<Arc<Function>> {
-        self.read().get(name).cloned()
+        self.read().functions.get(name).cloned()
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Function>> {
-        self.read().values().cloned().collect()
+        self.read().functions.values().cloned().collect()
+    }
+
+    /// Up to `limit` functions, in name order, starting at `from` (inclusive) or the first.
+    pub(crate) fn page(&self, from: Option<&str>, limit: usize) -> Vec<Arc<Function>> {
+        let state = self.read();
+        let start = from.map_or(Bound::Unbounded, Bound::Included);
+        state
+            .functions
+            .range::<str, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, function)| Arc::clone(function))
+            .collect()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.read().len()
+        self.read().functions.len()
     }
 
-    pub(crate) fn put(&self, function: Function) {
-        self.write()
-            .insert(function.name.clone(), Arc::new(function));
+    /// Whether any version of any function uses the package with this digest.
+    pub(crate) fn references_code(&self, digest: &str) -> bool {
+        self.read().code_references.contains_key(digest)
     }
 
-    pub(crate) fn remove(&self, name: &FunctionName) {
-        self.write().remove(name);
+    /// Bytes of code stored, as Lambda's `TotalCodeSize` counts it.
+    pub(crate) fn total_code_bytes(&self) -> u64 {
+        self.read().total_code_bytes
+    }
+
+    /// Publishes a new or changed function; returns what it replaced.
+    pub(crate) fn put(&self, function: Function) -> Option<Arc<Function>> {
+        self.write().insert(Arc::new(function))
+    }
+
+    /// Removes a function; returns what was removed.
+    pub(crate) fn remove(&self, name: &FunctionName) -> Option<Arc<Function>> {
+        self.write().remove(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kiln_core::{
+        Architecture, CodeArtifact, FunctionConfig, FunctionState, FunctionVersion, LoggingConfig,
+        PackageType, StateInfo, TracingMode, VersionId,
+    };
+
+    use super::*;
+
+    fn function(name: &str, digests: &[(&str, u64)]) -> Function {
+        let name = FunctionName::parse(name).unwrap();
+        let version = |id: VersionId, (digest, size): (&str, u64)| FunctionVersion {
+            version: id.into(),
+            config: FunctionConfig {
+                description: String::new(),
+                runtime: "python3.12".into(),
+                handler: "h.h".into(),
+                role: "r".into(),
+                memory_size_mb: 128,
+                timeout_seconds: 3,
+                environment: None,
+                ephemeral_storage_mb: 512,
+                architecture: Architecture::X86_64,
+                package_type: PackageType::Zip,
+                tracing_mode: TracingMode::PassThrough,
+                logging: LoggingConfig::default_for(&name),
+                kms_key_arn: None,
+                vpc: None,
+                dead_letter: None,
+            },
+            code: CodeArtifact {
+                sha256_hex: digest.into(),
+                sha256_base64: String::new(),
+                size_bytes: size,
+                unzipped_size_bytes: size,
+            },
+            revision_id: String::new(),
+            last_modified: 0,
+            state: StateInfo {
+                state: FunctionState::Active,
+                reason: None,
+                reason_code: None,
+            },
+            last_update: None,
+        };
+        let latest = version(VersionId::Latest, digests[0]);
+        let published = digests[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, code)| {
+                let number = i as u64 + 1;
+                (number, version(VersionId::Published(number), *code))
+            })
+            .collect();
+        Function {
+            name,
+            created: 0,
+            tags: BTreeMap::new(),
+            latest,
+            published,
+        }
+    }
+
+    #[test]
+    fn code_references_and_sizes_follow_changes() {
+        let registry = Registry::new(vec![
+            function("a", &[("x", 10), ("x", 10), ("y", 5)]),
+            function("b", &[("x", 10)]),
+        ]);
+        assert!(registry.references_code("x"));
+        assert!(registry.references_code("y"));
+        assert_eq!(registry.total_code_bytes(), 25, "a: x once + y; b: x");
+
+        registry.put(function("a", &[("z", 7)]));
+        assert!(registry.references_code("x"), "b still uses x");
+        assert!(!registry.references_code("y"));
+        assert_eq!(registry.total_code_bytes(), 17);
+
+        registry.remove(&FunctionName::parse("b").unwrap());
+        assert!(!registry.references_code("x"));
+        assert_eq!(registry.total_code_bytes(), 7);
+        assert_eq!(registry.len(), 1);
+    }
+
+    #[test]
+    fn pages_start_at_a_name() {
+        let registry = Registry::new(
+            ["c", "a", "b", "d"]
+                .iter()
+                .map(|name| function(name, &[("x", 1)]))
+                .collect(),
+        );
+        let names = |page: Vec<Arc<Function>>| -> Vec<String> {
+            page.iter().map(|f| f.name.to_string()).collect()
+        };
+        assert_eq!(names(registry.page(None, 2)), ["a", "b"]);
+        assert_eq!(names(registry.page(Some("b"), 2)), ["b", "c"]);
+        assert_eq!(names(registry.page(Some("bb"), 10)), ["c", "d"]);
     }
 }

@@ -321,13 +321,10 @@ pub(crate) fn list(state: &ApiState, context: &RequestContext) -> Result<Respons
 
     let mut page = Vec::new();
     let mut next_marker = None;
-    'functions: for function in state.engine().functions() {
-        if after
-            .as_ref()
-            .is_some_and(|(name, _)| function.name.as_str() < name.as_str())
-        {
-            continue;
-        }
+    // The marker's function may contribute nothing more and every other function at least
+    // one entry, so `max_items + 2` functions fill a page and reveal whether another follows.
+    let from = after.as_ref().map(|(name, _)| name.as_str());
+    'functions: for function in state.engine().functions_from(from, max_items + 2) {
         for version in function.versions() {
             if !all_versions && version.version_id() != VersionId::Latest {
                 continue;
