@@ -53,7 +53,8 @@ else
     kiln_bin="$repo/target/release/kiln"
     kiln_rev="$(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo "no commit yet")"
     dirty="$(cd "$repo" && git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null | head -c1 | wc -c)"
-    kiln_desc="work tree at git $kiln_rev$([[ "$dirty" != 0 ]] && echo " + uncommitted changes under crates/")"
+    kiln_desc="work tree at git $kiln_rev"
+    if [[ "$dirty" != 0 ]]; then kiln_desc+=" + uncommitted changes under crates/"; fi
 fi
 [[ -x "$kiln_bin" ]] || { echo "no kiln binary at $kiln_bin" >&2; exit 1; }
 
