@@ -20,6 +20,8 @@ pub enum ErrorCode {
     Validation,
     /// Request body over the operation's limit.
     RequestEntityTooLarge,
+    /// An invoke payload over the limit (the modelled 413 of Invoke).
+    RequestTooLarge,
     UnsupportedMediaType,
     PreconditionFailed,
     AccessDenied,
@@ -50,6 +52,7 @@ impl ErrorCode {
             ErrorCode::InvalidRequestContent => "InvalidRequestContentException",
             ErrorCode::Validation => "ValidationException",
             ErrorCode::RequestEntityTooLarge => "RequestEntityTooLargeException",
+            ErrorCode::RequestTooLarge => "RequestTooLargeException",
             ErrorCode::UnsupportedMediaType => "UnsupportedMediaTypeException",
             ErrorCode::PreconditionFailed => "PreconditionFailedException",
             ErrorCode::AccessDenied => "AccessDeniedException",
@@ -67,7 +70,9 @@ impl ErrorCode {
             ErrorCode::InvalidParameterValue
             | ErrorCode::InvalidRequestContent
             | ErrorCode::Validation => StatusCode::BAD_REQUEST,
-            ErrorCode::RequestEntityTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RequestEntityTooLarge | ErrorCode::RequestTooLarge => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
@@ -83,6 +88,7 @@ impl ErrorCode {
             | ErrorCode::InvalidRequestContent
             | ErrorCode::ResourceConflict
             | ErrorCode::UnsupportedMediaType
+            | ErrorCode::RequestTooLarge
             | ErrorCode::PreconditionFailed => MessageKey::Lower,
             ErrorCode::ResourceNotFound
             | ErrorCode::ServiceException

@@ -10,13 +10,33 @@ use crate::error::{ApiError, ErrorCode};
 const PREFIX: &str = "/_kiln/";
 
 /// Serves the request if it is for a Kiln endpoint; `None` leaves it to the AWS APIs.
-pub(crate) async fn handle(state: &ApiState, method: &Method, full_path: &str) -> Option<Response> {
+pub(crate) async fn handle(
+    state: &ApiState,
+    method: &Method,
+    full_path: &str,
+    query: Option<&str>,
+) -> Option<Response> {
     let path = full_path.strip_prefix(PREFIX)?;
     if method != Method::GET && method != Method::HEAD {
         return Some(unknown(method, full_path));
     }
     if path == "health" {
         return Some(health(state));
+    }
+    if let Some(function) = path.strip_prefix("logs/") {
+        let query = query.unwrap_or_default();
+        let param = |name: &str| {
+            query
+                .split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value)
+        };
+        let since = param("since")
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0);
+        let follow = param("follow") == Some("true");
+        return Some(crate::logs_endpoint::serve(state, function, since, follow));
     }
     if let Some(digest) = path
         .strip_prefix("code/")

@@ -14,6 +14,7 @@
 pub mod error;
 mod kiln_endpoints;
 mod lambda;
+mod logs_endpoint;
 pub mod operation;
 mod request;
 mod validate;
@@ -89,7 +90,8 @@ async fn dispatch(State(state): State<ApiState>, request: Request<Body>) -> Resp
     let request_id = new_request_id();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = match kiln_endpoints::handle(&state, &method, &path).await {
+    let response = match kiln_endpoints::handle(&state, &method, &path, request.uri().query()).await
+    {
         Some(response) => response,
         None => match RequestContext::read(&state, request).await {
             Ok(context) => {

@@ -12,14 +12,16 @@ use crate::operation::{self, Matched, Operation};
 
 /// Largest request body of operations that carry code (a 50 MB zip, base64 in JSON).
 const CODE_UPLOAD_BODY_LIMIT: u64 = 70_167_211;
-/// Largest request body of every other control-plane operation.
-const DEFAULT_BODY_LIMIT: u64 = 6 * 1024 * 1024;
+/// Largest request body of every other operation, and of a synchronous invoke's payload
+/// (6 MB; requests must be smaller than this).
+const DEFAULT_BODY_LIMIT: u64 = 6_291_456;
 
 /// A routed request with its body read.
 #[derive(Debug)]
 pub(crate) struct RequestContext {
     pub operation: Matched,
     pub query: Vec<(String, String)>,
+    pub headers: axum::http::HeaderMap,
     pub body: Bytes,
     /// `host[:port]` clients used to reach Kiln, for URLs handed back to them.
     pub host: String,
@@ -43,12 +45,20 @@ impl RequestContext {
                 )
             })?;
         let limit = body_limit(operation.operation);
+        let too_large_code = match operation.operation {
+            Operation::Invoke => ErrorCode::RequestTooLarge,
+            _ => ErrorCode::RequestEntityTooLarge,
+        };
         let too_large = || {
+            let operation_name = match operation.operation {
+                // Lambda names Invoke's limit after the old action name.
+                Operation::Invoke => "InvokeFunction",
+                other => other.name(),
+            };
             ApiError::new(
-                ErrorCode::RequestEntityTooLarge,
+                too_large_code,
                 format!(
-                    "Request must be smaller than {limit} bytes for the {} operation",
-                    operation.operation.name()
+                    "Request must be smaller than {limit} bytes for the {operation_name} operation"
                 ),
             )
         };
@@ -81,9 +91,15 @@ impl RequestContext {
         Ok(Self {
             operation,
             query,
+            headers: parts.headers,
             body,
             host,
         })
+    }
+
+    /// A request header as text.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
     }
 
     /// A path parameter; routing guarantees the ones in the template exist.

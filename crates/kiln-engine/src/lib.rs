@@ -10,6 +10,7 @@
 //! requests into these calls and [`EngineError`]s back into AWS errors.
 
 mod error;
+pub mod execution;
 mod registry;
 
 use std::collections::BTreeMap;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use kiln_core::{
     AccountContext, CodeArtifact, Function, FunctionConfig, FunctionName, FunctionState,
-    FunctionVersion, LastUpdate, LastUpdateStatus, StateInfo, VersionId,
+    FunctionVersion, LastUpdate, LastUpdateStatus, Qualifier, StateInfo, VersionId,
 };
 use kiln_store::{BlobStore, Store, UnzipLimits};
 use tokio::sync::Mutex;
@@ -48,14 +49,31 @@ impl Default for CodeLimits {
 }
 
 /// Settings of the engine.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub code_limits: CodeLimits,
+    pub execution: execution::ExecutionConfig,
     /// How long a create or update stays `Pending`/`InProgress` before its deployment
     /// completes. Zero (the default) completes it as soon as possible; a delay reproduces
     /// Lambda's timing, so that scripts which forget to wait for `Active` or `Successful`
     /// fail locally as they would on AWS.
     pub deployment_delay: std::time::Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            code_limits: CodeLimits::default(),
+            execution: execution::ExecutionConfig {
+                keep_alive: std::time::Duration::from_secs(600),
+                freeze_after: Some(std::time::Duration::from_secs(1)),
+                endpoint_url: "http://127.0.0.1:9700".to_owned(),
+                force_plain: false,
+                interpreters: execution::InterpreterOverrides::default(),
+            },
+            deployment_delay: std::time::Duration::ZERO,
+        }
+    }
 }
 
 /// Everything needed to create a function.
@@ -154,7 +172,8 @@ struct EngineInner {
     account: AccountContext,
     config: EngineConfig,
     store: Arc<Store>,
-    registry: Registry,
+    registry: Arc<Registry>,
+    executor: Arc<execution::Executor>,
     /// Serialises every change: read snapshot, persist, publish.
     writer: Mutex<()>,
     /// Code stored for a change that has not committed yet.
@@ -225,12 +244,24 @@ impl Engine {
             .filter(|function| needs_deployment(&function.latest))
             .map(|function| (function.name.clone(), function.latest.revision_id.clone()))
             .collect();
+        let registry = Arc::new(Registry::new(loaded));
+        let executor = execution::Executor::start(
+            store.data_dir(),
+            config.execution.clone(),
+            account.clone(),
+            Arc::clone(&registry),
+            Arc::clone(&store),
+        )
+        .map_err(|error| {
+            EngineError::Internal(format!("cannot start function execution: {error}"))
+        })?;
         let engine = Self {
             inner: Arc::new(EngineInner {
                 account,
                 config,
                 store,
-                registry: Registry::new(loaded),
+                executor,
+                registry,
                 writer: Mutex::new(()),
                 pinned_code: Arc::default(),
             }),
@@ -252,6 +283,66 @@ impl Engine {
     /// The code limits in force.
     pub fn code_limits(&self) -> CodeLimits {
         self.inner.config.code_limits
+    }
+
+    /// Runs `request` on the version `qualifier` names (`$LATEST` when `None`).
+    pub async fn invoke(
+        &self,
+        name: &FunctionName,
+        qualifier: Option<&Qualifier>,
+        request: execution::InvokeRequest,
+    ) -> Result<execution::InvokeResponse, EngineError> {
+        let not_found = || EngineError::FunctionNotFound {
+            name: name.clone(),
+            qualifier: qualifier.map(Qualifier::as_lambda_string),
+        };
+        let function = self.inner.registry.get(name).ok_or_else(not_found)?;
+        let version = match qualifier {
+            None => &function.latest,
+            Some(Qualifier::Version(id)) => function.version(*id).ok_or_else(not_found)?,
+            Some(Qualifier::Alias(_)) => return Err(not_found()),
+        };
+        if version.state.state == FunctionState::Pending {
+            return Err(EngineError::Busy {
+                name: name.clone(),
+                activity: BusyActivity::Creating,
+            });
+        }
+        let invoked_function_arn = match qualifier {
+            None => self.inner.account.function_arn(name),
+            Some(qualifier) => self.inner.account.qualified_function_arn(name, qualifier),
+        };
+        let version = version.clone();
+        Ok(self
+            .inner
+            .executor
+            .invoke(&function, &version, invoked_function_arn, request)
+            .await)
+    }
+
+    /// Function logs.
+    pub fn logs(&self) -> &execution::LogStore {
+        self.inner.executor.logs()
+    }
+
+    /// What isolation this machine gives functions.
+    pub fn sandbox_capabilities(&self) -> &kiln_sandbox::Capabilities {
+        self.inner.executor.sandboxer().capabilities()
+    }
+
+    /// Which interpreters run which runtimes.
+    pub fn runtime_status(&self) -> Vec<execution::RuntimeStatus> {
+        self.inner.executor.catalog().status()
+    }
+
+    /// How many idle execution environments `name` has.
+    pub fn idle_environments(&self, name: &FunctionName) -> usize {
+        self.inner.executor.idle_count(name)
+    }
+
+    /// Shuts down every idle execution environment (at server shutdown).
+    pub fn shutdown(&self) {
+        self.inner.executor.shutdown();
     }
 
     /// The store, for serving code downloads.
@@ -451,6 +542,7 @@ impl Engine {
                 }
             }
         };
+        self.inner.executor.retire(name);
         self.collect_code(released).await;
         Ok(())
     }
@@ -516,7 +608,9 @@ impl Engine {
         mut latest: FunctionVersion,
     ) -> Result<FunctionVersion, EngineError> {
         latest.revision_id = new_revision();
-        latest.last_modified = kiln_core::now_millis();
+        // Strictly increasing: it keys the execution environment pools, so two updates in one
+        // millisecond must still differ.
+        latest.last_modified = kiln_core::now_millis().max(function.latest.last_modified + 1);
         latest.last_update = Some(LastUpdate {
             status: LastUpdateStatus::InProgress,
             reason: Some("The function is being created.".to_owned()),
@@ -584,6 +678,8 @@ impl Engine {
         let mut updated = (*function).clone();
         updated.latest = latest;
         self.inner.registry.put(updated);
+        // Environments of the previous configuration serve no more invocations.
+        self.inner.executor.retire(name);
         Ok(())
     }
 

@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use kiln_api::{ApiConfig, ApiState};
 use kiln_core::AccountContext;
+use kiln_engine::execution::{ExecutionConfig, InterpreterOverrides};
 use kiln_engine::{Engine, EngineConfig};
 use kiln_store::Store;
 use tokio::net::TcpListener;
@@ -36,6 +37,28 @@ pub struct ServeArgs {
     /// which forget to wait for the function to become Active fail here as on AWS.
     #[arg(long, env = "KILN_DEPLOYMENT_DELAY", default_value = "0s", value_parser = parse_duration)]
     deployment_delay: Duration,
+
+    /// Idle execution environments are shut down after this long (e.g. `10m`, `30s`).
+    #[arg(long, env = "KILN_KEEP_ALIVE", default_value = "10m", value_parser = parse_duration)]
+    keep_alive: Duration,
+
+    /// Idle execution environments are frozen after this long, as Lambda freezes them between
+    /// invocations (`off` to never freeze).
+    #[arg(long, env = "KILN_FREEZE_AFTER", default_value = "1s", value_parser = parse_optional_duration)]
+    freeze_after: OptionalDuration,
+
+    /// `auto` isolates functions as strongly as this machine allows; `plain` runs them as
+    /// ordinary child processes (development only: no isolation, no memory or CPU limits).
+    #[arg(long, env = "KILN_ISOLATION", default_value = "auto", value_parser = ["auto", "plain"])]
+    isolation: String,
+
+    /// The Python interpreter for python3.x functions (default: the newest found).
+    #[arg(long, env = "KILN_PYTHON")]
+    python: Option<PathBuf>,
+
+    /// The `node` binary for nodejs functions (default: the one found).
+    #[arg(long, env = "KILN_NODE")]
+    node: Option<PathBuf>,
 
     /// How long a shutdown (SIGINT, SIGTERM) waits for requests in flight before closing
     /// their connections.
@@ -101,22 +124,37 @@ async fn serve(args: ServeArgs, account: AccountContext) -> anyhow::Result<()> {
     let _lock = lock_data_dir(&args.data_dir)?;
     let store = Store::open(&args.data_dir)
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    // Bound before the engine starts, so that functions learn the real address.
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    let reachable = if address.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], address.port()))
+    } else {
+        address
+    };
     let config = EngineConfig {
         deployment_delay: args.deployment_delay,
+        execution: ExecutionConfig {
+            keep_alive: args.keep_alive,
+            freeze_after: args.freeze_after.0,
+            endpoint_url: format!("http://{reachable}"),
+            force_plain: args.isolation == "plain",
+            interpreters: InterpreterOverrides {
+                python: args.python.clone(),
+                node: args.node.clone(),
+            },
+        },
         ..EngineConfig::default()
     };
     let engine = Engine::start(store, account, config)
         .await
         .context("starting the engine")?;
-
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    let address = listener.local_addr().context("reading the bound address")?;
     let state = ApiState::new(
-        engine,
+        engine.clone(),
         ApiConfig {
-            public_address: address.to_string(),
+            public_address: reachable.to_string(),
         },
     );
     tracing::info!(%address, data_dir = %args.data_dir.display(), "kiln listening");
@@ -124,6 +162,7 @@ async fn serve(args: ServeArgs, account: AccountContext) -> anyhow::Result<()> {
     println!("Kiln listening on http://{address}");
 
     serve_http(listener, kiln_api::router(state), args.shutdown_grace).await;
+    engine.shutdown();
     tracing::info!("kiln stopped");
     Ok(())
 }
@@ -185,13 +224,28 @@ async fn serve_http(listener: TcpListener, router: axum::Router, grace: Duration
     }
 }
 
-/// Parses `250ms`, `2s`, `1.5s` or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// A duration flag that can be `off`.
+#[derive(Debug, Clone, Copy)]
+struct OptionalDuration(Option<Duration>);
+
+fn parse_optional_duration(text: &str) -> Result<OptionalDuration, String> {
+    if text.trim() == "off" {
+        return Ok(OptionalDuration(None));
+    }
+    parse_duration(text).map(|duration| OptionalDuration(Some(duration)))
+}
+
+/// Parses `250ms`, `2s`, `1.5s`, `10m`, `1h` or a bare number of seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
         (ms, 0.001)
     } else if let Some(s) = text.strip_suffix('s') {
         (s, 1.0)
+    } else if let Some(m) = text.strip_suffix('m') {
+        (m, 60.0)
+    } else if let Some(h) = text.strip_suffix('h') {
+        (h, 3600.0)
     } else {
         (text, 1.0)
     };
@@ -252,6 +306,8 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert!(parse_optional_duration("off").unwrap().0.is_none());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1s").is_err());
     }

@@ -8,6 +8,7 @@ mod account;
 mod config;
 mod function_ref;
 mod functions;
+mod invoke;
 mod render;
 mod runtimes;
 mod tags;
@@ -36,6 +37,7 @@ pub(crate) async fn handle(
         UpdateFunctionCode => functions::update_code(state, &context).await,
         UpdateFunctionConfiguration => functions::update_configuration(state, &context).await,
         DeleteFunction => functions::delete(state, &context).await,
+        Invoke => invoke::invoke(state, &context).await,
         GetAccountSettings => account::get_settings(state),
         TagResource => tags::tag(state, &context).await,
         UntagResource => tags::untag(state, &context).await,

@@ -2,7 +2,6 @@
 
 use kiln_core::{AccountContext, Function, FunctionVersion, LogFormat, TracingMode, VersionId};
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::wire::lambda_timestamp;
 
@@ -103,7 +102,7 @@ pub(crate) fn configuration(
     if view == View::Full {
         out.insert(
             "RuntimeVersionConfig".into(),
-            json!({"RuntimeVersionArn": runtime_version_arn(account, &config.runtime)}),
+            json!({"RuntimeVersionArn": kiln_engine::execution::runtime_version_arn(account, &config.runtime)}),
         );
     }
     let mut logging = Map::new();
@@ -144,18 +143,6 @@ fn insert_lifecycle(out: &mut Map<String, Value>, version: &FunctionVersion) {
             out.insert("LastUpdateStatusReasonCode".into(), json!(code));
         }
     }
-}
-
-/// A stable identifier of the runtime build Kiln runs for `runtime`, shaped like Lambda's
-/// `arn:aws:lambda:REGION::runtime:HEX`. It changes with Kiln's version, as Lambda's changes
-/// when AWS patches a runtime.
-pub(crate) fn runtime_version_arn(account: &AccountContext, runtime: &str) -> String {
-    let digest = Sha256::digest(format!("kiln/{}/{runtime}", env!("CARGO_PKG_VERSION")));
-    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!(
-        "arn:{}:lambda:{}::runtime:{hex}",
-        account.partition, account.region
-    )
 }
 
 /// Lambda's `GetFunction` response.

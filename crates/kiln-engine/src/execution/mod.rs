@@ -1,0 +1,1222 @@
+//! Running functions: execution environments, their pools, and the invoke path.
+//!
+//! An invocation takes an idle environment of the function version's pool (a warm start) or
+//! starts a new one (a cold start: sandbox, runtime, init), runs in it, and returns it to the
+//! pool. Pools are keyed by function, version and the version's `last_modified`, which changes
+//! with every code or configuration update: an update's environments never serve the old
+//! configuration, and old ones are retired when the update is deployed. Idle environments are
+//! frozen after a short while (where cgroups allow) and reaped after the keep-alive.
+//!
+//! The warm path takes two short locks (registry, pool) and one channel hand-off to the
+//! runtime's pending `/next`; it never touches the database or the filesystem.
+
+mod capture;
+mod environment;
+pub mod logs;
+mod runtime_api;
+pub mod runtimes;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kiln_core::{AccountContext, Function, FunctionName, FunctionVersion, LogFormat, VersionId};
+use kiln_sandbox::{ExitStatus, Limits, Mount, SandboxSpec, Sandboxer, SandboxerConfig, TmpVolume};
+use kiln_store::Store;
+use sha2::{Digest, Sha256};
+
+use crate::registry::Registry;
+use capture::Capture;
+use environment::{Dispatch, Environment, Readiness, RunOutcome, RuntimeReply};
+pub use logs::{LogEvent, LogStore};
+use runtimes::{EnvironmentInputs, Launch, LaunchError, Layout};
+pub use runtimes::{Interpreter, InterpreterOverrides, RuntimeCatalog, RuntimeStatus};
+
+/// How long a function's init may take before Lambda gives up on it (on-demand).
+const INIT_LIMIT: Duration = Duration::from_secs(10);
+/// Lambda's CPU share: 1,769 MB of memory buys one vCPU.
+const MEMORY_PER_VCPU_MB: f64 = 1769.0;
+/// Processes and threads per environment, and open files (Lambda's quotas).
+const PIDS_LIMIT: u32 = 1024;
+const OPEN_FILES_LIMIT: u32 = 1024;
+
+/// Settings of function execution.
+#[derive(Debug, Clone)]
+pub struct ExecutionConfig {
+    /// Idle environments older than this are shut down.
+    pub keep_alive: Duration,
+    /// Idle environments are frozen after this long (`None`: never).
+    pub freeze_after: Option<Duration>,
+    /// `AWS_ENDPOINT_URL` for functions, so that SDKs inside them reach Kiln.
+    pub endpoint_url: String,
+    /// Run functions as plain processes even where isolation is available.
+    pub force_plain: bool,
+    pub interpreters: InterpreterOverrides,
+}
+
+/// An invocation, as the API hands it over.
+#[derive(Debug)]
+pub struct InvokeRequest {
+    pub payload: Bytes,
+    /// The decoded `X-Amz-Client-Context` JSON.
+    pub client_context: Option<String>,
+    /// Return the last 4 KB of the invocation's log.
+    pub log_tail: bool,
+}
+
+/// What an invocation produced.
+#[derive(Debug)]
+pub struct InvokeResponse {
+    /// `$LATEST` or the version number that ran.
+    pub executed_version: String,
+    /// The function's result, or its error payload.
+    pub payload: Bytes,
+    /// Whether `payload` is an error (`X-Amz-Function-Error: Unhandled`).
+    pub function_error: bool,
+    /// The invocation's log tail, when asked for.
+    pub log_tail: Option<String>,
+}
+
+/// Which pool an environment belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PoolKey {
+    function: FunctionName,
+    version: VersionId,
+    /// Changes with every code or configuration update.
+    last_modified: i64,
+}
+
+impl PoolKey {
+    fn of(function: &Function, version: &FunctionVersion) -> Self {
+        Self {
+            function: function.name.clone(),
+            version: version.version_id(),
+            last_modified: version.last_modified,
+        }
+    }
+}
+
+struct Idle {
+    environment: Arc<Environment>,
+    since: Instant,
+}
+
+/// Runs invocations in execution environments.
+#[derive(Debug)]
+pub(crate) struct Executor {
+    sandboxer: Sandboxer,
+    catalog: RuntimeCatalog,
+    logs: LogStore,
+    config: ExecutionConfig,
+    account: AccountContext,
+    registry: Arc<Registry>,
+    store: Arc<Store>,
+    idle: Mutex<HashMap<PoolKey, Vec<Idle>>>,
+    /// `/tmp` volumes of environments whose runtime died, kept for their replacements.
+    spare_tmp: Mutex<HashMap<PoolKey, Vec<(TmpVolume, Instant)>>>,
+    tmp_root: PathBuf,
+    /// `/usr`, `/etc` essentials and devices, for every isolated environment.
+    system_mounts: Vec<Mount>,
+    /// An empty directory mounted at `/opt` until layers exist.
+    empty_dir: PathBuf,
+    notes: Mutex<std::collections::HashSet<String>>,
+}
+
+impl std::fmt::Debug for Idle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Idle")
+            .field("environment", &self.environment.id)
+            .finish()
+    }
+}
+
+impl Executor {
+    /// Probes isolation, finds interpreters, and starts the background reaper.
+    pub(crate) fn start(
+        data_dir: &Path,
+        config: ExecutionConfig,
+        account: AccountContext,
+        registry: Arc<Registry>,
+        store: Arc<Store>,
+    ) -> std::io::Result<Arc<Self>> {
+        let sandbox_dir = data_dir.join("sandbox");
+        let etc = sandbox_dir.join("etc");
+        std::fs::create_dir_all(&etc)?;
+        std::fs::write(
+            etc.join("passwd"),
+            "root:x:0:0:root:/root:/sbin/nologin\n\
+             sbx_user1051:x:993:990::/home/sbx_user1051:/sbin/nologin\n\
+             nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
+        )?;
+        std::fs::write(
+            etc.join("group"),
+            "root:x:0:\nsbx_user1051:x:990:\nnogroup:x:65534:\n",
+        )?;
+        let empty_dir = sandbox_dir.join("empty");
+        std::fs::create_dir_all(&empty_dir)?;
+        let tmp_root = sandbox_dir.join("tmp");
+        TmpVolume::remove_leftovers(&tmp_root);
+        std::fs::create_dir_all(&tmp_root)?;
+        let sandboxer = Sandboxer::start(SandboxerConfig {
+            root_mount_point: sandbox_dir.join("root"),
+            uid: 993,
+            gid: 990,
+            force_plain: config.force_plain,
+        });
+        let capabilities = sandboxer.capabilities();
+        if capabilities.tier.isolates() {
+            tracing::info!(tier = capabilities.tier.name(), "function sandboxes");
+        } else {
+            tracing::warn!(
+                tier = capabilities.tier.name(),
+                limitations = ?capabilities.limitations,
+                "FUNCTIONS RUN AS PLAIN PROCESSES: no isolation, no memory or CPU limits; for \
+                 development only"
+            );
+        }
+        if capabilities.tier.isolates() && !capabilities.tier.limits() {
+            tracing::warn!(limitations = ?capabilities.limitations, "memory and CPU limits are not enforced");
+        }
+        let catalog = RuntimeCatalog::detect(data_dir, &config.interpreters)?;
+        for status in catalog.status() {
+            match status.interpreters.first() {
+                Some(interpreter) => tracing::info!(
+                    runtime = status.family,
+                    interpreter = %interpreter.executable.display(),
+                    version = %interpreter.version,
+                    "runtime available"
+                ),
+                None if status.family.starts_with("provided") => {}
+                None => tracing::warn!(
+                    runtime = status.family,
+                    hint = status.install_hint,
+                    "runtime unavailable"
+                ),
+            }
+        }
+        let executor = Arc::new(Self {
+            sandboxer,
+            catalog,
+            logs: LogStore::open(data_dir.join("logs"))?,
+            system_mounts: system_mounts(&etc),
+            empty_dir,
+            config,
+            account,
+            registry,
+            store,
+            idle: Mutex::new(HashMap::new()),
+            spare_tmp: Mutex::new(HashMap::new()),
+            tmp_root,
+            notes: Mutex::new(std::collections::HashSet::new()),
+        });
+        let reaper = Arc::downgrade(&executor);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                match reaper.upgrade() {
+                    Some(executor) => executor.reap(),
+                    None => return,
+                }
+            }
+        });
+        Ok(executor)
+    }
+
+    pub(crate) fn sandboxer(&self) -> &Sandboxer {
+        &self.sandboxer
+    }
+
+    pub(crate) fn catalog(&self) -> &RuntimeCatalog {
+        &self.catalog
+    }
+
+    pub(crate) fn logs(&self) -> &LogStore {
+        &self.logs
+    }
+
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, HashMap<PoolKey, Vec<Idle>>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs one invocation of `version` of `function`.
+    pub(crate) async fn invoke(
+        self: &Arc<Self>,
+        function: &Arc<Function>,
+        version: &FunctionVersion,
+        invoked_function_arn: String,
+        request: InvokeRequest,
+    ) -> InvokeResponse {
+        let key = PoolKey::of(function, version);
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let executed_version = version.version_id().as_lambda_string();
+        let timeout = Duration::from_secs(u64::from(version.config.timeout_seconds));
+        let memory_mb = version.config.memory_size_mb;
+        let reply =
+            |payload: Bytes, function_error: bool, log_tail: Option<String>| InvokeResponse {
+                executed_version: executed_version.clone(),
+                payload,
+                function_error,
+                log_tail,
+            };
+
+        let warm = self.take_idle(&key);
+        let (environment, init_duration, remaining) = match warm {
+            Some(environment) => (environment, None, timeout),
+            None => match self
+                .cold_start(&key, function, version, &request_id, timeout)
+                .await
+            {
+                ColdStart::Ready {
+                    environment,
+                    init,
+                    remaining,
+                } => (environment, Some(init), remaining),
+                ColdStart::Failed {
+                    error_type,
+                    payload,
+                    capture,
+                    duration,
+                } => {
+                    capture.platform(format!(
+                        "START RequestId: {request_id} Version: {executed_version}"
+                    ));
+                    let lines = vec![
+                        format!("END RequestId: {request_id}"),
+                        report_line(
+                            &request_id,
+                            duration,
+                            memory_mb,
+                            None,
+                            None,
+                            Some(("error", &error_type)),
+                        ),
+                    ];
+                    let tail = capture.finish(lines, request.log_tail).await;
+                    return reply(payload, true, tail);
+                }
+            },
+        };
+
+        environment.capture.begin();
+        environment.capture.platform(format!(
+            "START RequestId: {request_id} Version: {executed_version}"
+        ));
+        let deadline =
+            kiln_core::now_millis() + i64::try_from(remaining.as_millis()).unwrap_or(i64::MAX);
+        let dispatch = Dispatch {
+            request_id: request_id.clone(),
+            payload: request.payload,
+            deadline_millis: deadline,
+            invoked_function_arn,
+            trace_id: trace_id(),
+            client_context: request.client_context,
+        };
+        let started = Instant::now();
+        let outcome = environment.run(dispatch, remaining).await;
+        let duration = started.elapsed();
+        let peak = environment.memory_peak();
+
+        let mut lines = Vec::new();
+        let (payload, function_error, status) = match outcome {
+            RunOutcome::Replied(RuntimeReply::Response(body)) => (body, false, None),
+            RunOutcome::Replied(RuntimeReply::Error { error_type, body }) => {
+                tracing::debug!(function = %function.name, %request_id, %error_type, "function error");
+                (body, true, None)
+            }
+            RunOutcome::Replied(RuntimeReply::TooLarge(size)) => (
+                platform_error(
+                    "Function.ResponseSizeTooLarge",
+                    &format!(
+                        "Response payload size ({size} bytes) exceeded maximum allowed payload \
+                         size ({} bytes).",
+                        runtime_api::MAX_RESPONSE_BYTES
+                    ),
+                ),
+                true,
+                Some(("error", "Function.ResponseSizeTooLarge".to_owned())),
+            ),
+            RunOutcome::TimedOut => {
+                // Lambda words it with the configured timeout ("after 3.00 seconds").
+                let seconds = format!("{:.2}", timeout.as_secs_f64());
+                lines.push(format!(
+                    "{} {request_id} Task timed out after {seconds} seconds",
+                    iso_now()
+                ));
+                (
+                    platform_error(
+                        "Sandbox.Timedout",
+                        &format!(
+                            "RequestId: {request_id} Error: Task timed out after {seconds} seconds"
+                        ),
+                    ),
+                    true,
+                    Some(("timeout", String::new())),
+                )
+            }
+            RunOutcome::Exited(status) => {
+                let (error_type, reason) = exit_error(status, environment.oom_killed());
+                let message = format!("RequestId: {request_id} Error: {reason}");
+                lines.push(message.clone());
+                lines.push(error_type.to_owned());
+                (
+                    platform_error(error_type, &message),
+                    true,
+                    Some(("error", error_type.to_owned())),
+                )
+            }
+        };
+        lines.push(format!("END RequestId: {request_id}"));
+        lines.push(report_line(
+            &request_id,
+            duration,
+            memory_mb,
+            peak,
+            init_duration,
+            status.as_ref().map(|(kind, error)| (*kind, error.as_str())),
+        ));
+        let log_tail = environment.capture.finish(lines, request.log_tail).await;
+        self.release(key, environment);
+        reply(payload, function_error, log_tail)
+    }
+
+    /// Starts an environment and waits for its init, as Lambda does: up to 10 seconds, then
+    /// once more with the function's timeout (counted against the invocation).
+    async fn cold_start(
+        &self,
+        key: &PoolKey,
+        function: &Arc<Function>,
+        version: &FunctionVersion,
+        request_id: &str,
+        timeout: Duration,
+    ) -> ColdStart {
+        let mut limit = INIT_LIMIT;
+        let mut retrying = false;
+        loop {
+            let environment = match self.start_environment(key, function, version).await {
+                Ok(environment) => environment,
+                Err(failure) => return failure.into_cold_start(request_id),
+            };
+            environment.capture.begin();
+            match environment.wait_ready(limit).await {
+                Readiness::Ready(init) => {
+                    // A retried init counts against the invocation's timeout.
+                    let remaining = if retrying {
+                        timeout.saturating_sub(init)
+                    } else {
+                        timeout
+                    };
+                    return ColdStart::Ready {
+                        environment,
+                        init,
+                        remaining,
+                    };
+                }
+                Readiness::Failed {
+                    error_type,
+                    body,
+                    duration,
+                } => {
+                    environment
+                        .capture
+                        .platform(init_report(duration, "error", Some(&error_type)));
+                    environment.kill();
+                    return ColdStart::Failed {
+                        error_type,
+                        payload: body,
+                        capture: environment.capture.clone(),
+                        duration,
+                    };
+                }
+                Readiness::Exited(status, duration) => {
+                    let (error_type, reason) = exit_error(status, environment.oom_killed());
+                    let message = format!("RequestId: {request_id} Error: {reason}");
+                    environment.capture.platform(message.clone());
+                    environment
+                        .capture
+                        .platform(init_report(duration, "error", Some(error_type)));
+                    environment.kill();
+                    return ColdStart::Failed {
+                        error_type: error_type.to_owned(),
+                        payload: platform_error(error_type, &message),
+                        capture: environment.capture.clone(),
+                        duration,
+                    };
+                }
+                Readiness::TimedOut(duration) => {
+                    environment
+                        .capture
+                        .platform(init_report(duration, "timeout", None));
+                    environment.kill();
+                    if !retrying {
+                        // Lambda retries init inside the invocation, bounded by its timeout.
+                        retrying = true;
+                        limit = timeout;
+                        continue;
+                    }
+                    let seconds = format!("{:.2}", timeout.as_secs_f64());
+                    let message = format!(
+                        "RequestId: {request_id} Error: Task timed out after {seconds} seconds"
+                    );
+                    environment.capture.platform(format!(
+                        "{} {request_id} Task timed out after {seconds} seconds",
+                        iso_now()
+                    ));
+                    return ColdStart::Failed {
+                        error_type: "Sandbox.Timedout".to_owned(),
+                        payload: platform_error("Sandbox.Timedout", &message),
+                        capture: environment.capture.clone(),
+                        duration,
+                    };
+                }
+            }
+        }
+    }
+
+    /// Starts the sandbox and Runtime API of a new environment.
+    async fn start_environment(
+        &self,
+        key: &PoolKey,
+        function: &Function,
+        version: &FunctionVersion,
+    ) -> Result<Arc<Environment>, StartFailure> {
+        let config = &version.config;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let version_label = version.version_id().as_lambda_string();
+        let log_group: Arc<str> = Arc::from(config.logging.log_group.as_str());
+        let log_stream = format!("{}/[{version_label}]{id}", utc_date_path());
+        let stream: Arc<str> = Arc::from(log_stream.as_str());
+        let fail = |error_type: &str, message: String| StartFailure {
+            error_type: error_type.to_owned(),
+            message,
+            logs: self.logs.clone(),
+            group: Arc::clone(&log_group),
+            stream: Arc::clone(&stream),
+        };
+
+        let code_dir = self.code_dir(&version.code.sha256_hex).map_err(|error| {
+            fail(
+                "Runtime.InvalidEntrypoint",
+                format!("Error: the function's code is unavailable: {error}"),
+            )
+        })?;
+        let isolated = self.sandboxer.capabilities().tier.isolates();
+        let family = if config.runtime.starts_with("python") {
+            "python"
+        } else if config.runtime.starts_with("nodejs") {
+            "nodejs"
+        } else {
+            "provided"
+        };
+        let layout = if isolated {
+            Layout {
+                task_root: "/var/task".into(),
+                runtime_dir: "/var/runtime".into(),
+                opt: "/opt".into(),
+            }
+        } else {
+            Layout {
+                task_root: code_dir.clone(),
+                runtime_dir: self.catalog.files(family),
+                opt: self.empty_dir.clone(),
+            }
+        };
+        let launch: Launch = self
+            .catalog
+            .launch(&config.runtime, &code_dir, &layout)
+            .map_err(|error| match error {
+                LaunchError::MissingBootstrap(_) => {
+                    fail("Runtime.InvalidEntrypoint", format!("Error: {error}"))
+                }
+                LaunchError::MissingInterpreter(_) | LaunchError::Unsupported(_) => {
+                    fail("Runtime.InvalidEntrypoint", format!("Error: {error}"))
+                }
+            })?;
+        if let Some(note) = &launch.note {
+            let first_time = self
+                .notes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(note.clone());
+            if first_time {
+                tracing::warn!("{note}");
+            }
+        }
+
+        let (listener, address) = runtime_api::bind().await.map_err(|error| {
+            fail(
+                "Sandbox.Failure",
+                format!("Error: cannot listen for the runtime API: {error}"),
+            )
+        })?;
+        let json_logs = (config.logging.log_format == LogFormat::Json).then(|| {
+            (
+                config
+                    .logging
+                    .application_log_level
+                    .as_deref()
+                    .unwrap_or("INFO"),
+                config.logging.system_log_level.as_deref().unwrap_or("INFO"),
+            )
+        });
+        let mut env = runtimes::lambda_environment(&EnvironmentInputs {
+            function_name: function.name.as_str(),
+            version: &version_label,
+            memory_mb: config.memory_size_mb,
+            region: &self.account.region,
+            handler: &config.handler,
+            log_group: &log_group,
+            log_stream: &log_stream,
+            runtime_api: &address.to_string(),
+            layout: &layout,
+            initialization_type: "on-demand",
+            endpoint_url: &self.config.endpoint_url,
+            json_logs,
+            user: config.environment.as_deref().unwrap_or_default(),
+            runtime: &launch.env,
+        });
+        let mut mounts = self.system_mounts.clone();
+        mounts.push(Mount::Bind {
+            source: code_dir.clone(),
+            target: "/var/task".into(),
+            writable: false,
+        });
+        mounts.push(Mount::Bind {
+            source: self.empty_dir.clone(),
+            target: "/opt".into(),
+            writable: false,
+        });
+        mounts.extend(launch.mounts.iter().cloned());
+        let tmp = match self.take_spare_tmp(key) {
+            Some(tmp) => tmp,
+            None => TmpVolume::create(
+                &self.sandboxer,
+                self.tmp_root.join(&id),
+                u64::from(config.ephemeral_storage_mb) << 20,
+            )
+            .map_err(|error| {
+                fail(
+                    "Sandbox.Failure",
+                    format!("Error: cannot create /tmp: {error}"),
+                )
+            })?,
+        };
+        mounts.push(Mount::Bind {
+            source: tmp.path().to_owned(),
+            target: "/tmp".into(),
+            writable: true,
+        });
+
+        let pipe = || {
+            kiln_sandbox_pipe().map_err(|error| fail("Sandbox.Failure", format!("Error: {error}")))
+        };
+        let (stdout_read, stdout_write) = pipe()?;
+        let (stderr_read, stderr_write) = pipe()?;
+        let capture = Capture::start(
+            (stdout_read, stderr_read),
+            self.logs.clone(),
+            Arc::clone(&log_group),
+            Arc::clone(&stream),
+        )
+        .map_err(|error| fail("Sandbox.Failure", format!("Error: {error}")))?;
+        capture.platform(format!(
+            "INIT_START Runtime Version: {}:{}.kiln\tRuntime Version ARN: {}",
+            config.runtime,
+            env!("CARGO_PKG_VERSION"),
+            runtime_version_arn(&self.account, &config.runtime)
+        ));
+        if !isolated {
+            // Plain processes share the host's /tmp; point temporary files at the volume.
+            env.push(("TMPDIR".into(), tmp.path().display().to_string()));
+        }
+        let spawned = Instant::now();
+        let spec = SandboxSpec {
+            id: format!("env-{id}"),
+            program: launch.program.clone(),
+            args: launch.args.clone(),
+            env,
+            cwd: layout.task_root.clone(),
+            mounts,
+            limits: Limits {
+                memory_bytes: u64::from(config.memory_size_mb) << 20,
+                // Init runs unthrottled; the quota applies from the first /next on.
+                cpu_cores: None,
+                pids: PIDS_LIMIT,
+                open_files: OPEN_FILES_LIMIT,
+            },
+            stdout: stdout_write,
+            stderr: stderr_write,
+        };
+        let sandbox = match self.sandboxer.spawn(spec).await {
+            Ok(sandbox) => sandbox,
+            Err(kiln_sandbox::SandboxError::Setup {
+                step: "executing the program",
+                source,
+            }) => {
+                return Err(fail(
+                    "Runtime.InvalidEntrypoint",
+                    format!(
+                        "Error: fork/exec {}: {}",
+                        launch.program.display(),
+                        os_error_text(&source)
+                    ),
+                ));
+            }
+            Err(error) => return Err(fail("Sandbox.Failure", format!("Error: {error}"))),
+        };
+        let environment = Arc::new(Environment::new(
+            id,
+            capture,
+            sandbox,
+            tmp,
+            spawned,
+            Some(f64::from(config.memory_size_mb) / MEMORY_PER_VCPU_MB),
+        ));
+        let server = tokio::spawn(runtime_api::serve(listener, Arc::downgrade(&environment)));
+        environment.set_server(server);
+        Ok(environment)
+    }
+
+    /// The extracted code for a package, re-extracted from its blob if the cache lost it.
+    fn code_dir(&self, sha256_hex: &str) -> Result<PathBuf, String> {
+        if let Ok(Some(extracted)) = self.store.code().get(sha256_hex) {
+            return Ok(extracted.root);
+        }
+        let zip = self
+            .store
+            .blobs()
+            .read(sha256_hex)
+            .map_err(|e| e.to_string())?;
+        self.store
+            .code()
+            .extract(
+                sha256_hex,
+                &zip,
+                kiln_store::UnzipLimits {
+                    max_unzipped_bytes: kiln_store::UnzipLimits::LAMBDA_UNZIPPED_BYTES,
+                    max_entries: usize::MAX,
+                },
+            )
+            .map(|extracted| extracted.root)
+            .map_err(|e| e.to_string())
+    }
+
+    fn take_idle(&self, key: &PoolKey) -> Option<Arc<Environment>> {
+        let mut pools = self.lock_idle();
+        let pool = pools.get_mut(key)?;
+        while let Some(idle) = pool.pop() {
+            if idle.environment.is_idle() {
+                return Some(idle.environment);
+            }
+            idle.environment.kill();
+        }
+        None
+    }
+
+    /// Returns an environment to its pool, if it is healthy and its configuration current.
+    fn release(self: &Arc<Self>, key: PoolKey, environment: Arc<Environment>) {
+        let current = self
+            .registry
+            .get(&key.function)
+            .and_then(|function| {
+                function
+                    .version(key.version)
+                    .map(|version| version.last_modified == key.last_modified)
+            })
+            .unwrap_or(false);
+        if !current {
+            environment.kill();
+            return;
+        }
+        if !environment.is_idle() {
+            // The runtime died (timeout, crash, OOM): Lambda restarts it with the same /tmp.
+            environment.kill();
+            if let Some(tmp) = environment.take_tmp() {
+                self.spare_tmp
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .entry(key)
+                    .or_default()
+                    .push((tmp, Instant::now()));
+            }
+            return;
+        }
+        if let Some(after) = self.config.freeze_after {
+            let generation = environment.generation();
+            let weak = Arc::downgrade(&environment);
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                if let Some(environment) = weak.upgrade() {
+                    tokio::task::spawn_blocking(move || environment.freeze_if_unused(generation));
+                }
+            });
+        }
+        self.lock_idle().entry(key).or_default().push(Idle {
+            environment,
+            since: Instant::now(),
+        });
+    }
+
+    fn take_spare_tmp(&self, key: &PoolKey) -> Option<TmpVolume> {
+        let mut spares = self
+            .spare_tmp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (tmp, _) = spares.get_mut(key)?.pop()?;
+        Some(tmp)
+    }
+
+    /// Shuts down environments idle past the keep-alive, or dead, and drops old spare volumes.
+    fn reap(&self) {
+        let keep_alive = self.config.keep_alive;
+        self.spare_tmp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, spares| {
+                spares.retain(|(_, since)| since.elapsed() < keep_alive);
+                !spares.is_empty()
+            });
+        let mut pools = self.lock_idle();
+        for pool in pools.values_mut() {
+            pool.retain(|idle| {
+                let keep = idle.since.elapsed() < keep_alive && idle.environment.is_idle();
+                if !keep {
+                    idle.environment.kill();
+                }
+                keep
+            });
+        }
+        pools.retain(|_, pool| !pool.is_empty());
+    }
+
+    /// Shuts down the idle environments of `function` that its current versions no longer
+    /// use (all of them if the function is gone).
+    pub(crate) fn retire(&self, function: &FunctionName) {
+        let current = self.registry.get(function);
+        let is_current = |key: &PoolKey| {
+            current
+                .as_ref()
+                .and_then(|function| function.version(key.version))
+                .is_some_and(|version| version.last_modified == key.last_modified)
+        };
+        self.spare_tmp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|key, _| &key.function != function || is_current(key));
+        let mut pools = self.lock_idle();
+        pools.retain(|key, pool| {
+            if &key.function != function {
+                return true;
+            }
+            let still_current = current
+                .as_ref()
+                .and_then(|function| function.version(key.version))
+                .is_some_and(|version| version.last_modified == key.last_modified);
+            if !still_current {
+                pool.iter().for_each(|idle| idle.environment.kill());
+            }
+            still_current
+        });
+    }
+
+    /// Shuts down every idle environment (at server shutdown).
+    pub(crate) fn shutdown(&self) {
+        let mut pools = self.lock_idle();
+        for pool in pools.values() {
+            pool.iter().for_each(|idle| idle.environment.kill());
+        }
+        pools.clear();
+        self.spare_tmp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    /// How many environments are idle, per function name (for tests and metrics).
+    pub(crate) fn idle_count(&self, function: &FunctionName) -> usize {
+        self.lock_idle()
+            .iter()
+            .filter(|(key, _)| &key.function == function)
+            .map(|(_, pool)| pool.len())
+            .sum()
+    }
+}
+
+/// How a cold start ended.
+enum ColdStart {
+    Ready {
+        environment: Arc<Environment>,
+        init: Duration,
+        remaining: Duration,
+    },
+    Failed {
+        error_type: String,
+        payload: Bytes,
+        capture: Capture,
+        duration: Duration,
+    },
+}
+
+/// An environment that could not even be started.
+struct StartFailure {
+    error_type: String,
+    message: String,
+    logs: LogStore,
+    group: Arc<str>,
+    stream: Arc<str>,
+}
+
+impl StartFailure {
+    /// The invocation's error, logged to the stream the environment would have had.
+    fn into_cold_start(self, request_id: &str) -> ColdStart {
+        let message = format!("RequestId: {request_id} {}", self.message);
+        let capture = Capture::without_output(self.logs, self.group, self.stream);
+        capture.begin();
+        capture.platform(message.clone());
+        capture.platform(init_report(Duration::ZERO, "error", Some(&self.error_type)));
+        ColdStart::Failed {
+            payload: platform_error(&self.error_type, &message),
+            error_type: self.error_type,
+            capture,
+            duration: Duration::ZERO,
+        }
+    }
+}
+
+/// A pipe for a sandbox's output: the read end non-blocking (for the capture task), the write
+/// end blocking (for the program).
+fn kiln_sandbox_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    let (read, write) = std::io::pipe()?;
+    let read = std::os::fd::OwnedFd::from(read);
+    kiln_sandbox::set_nonblocking(&read)?;
+    Ok((read, std::os::fd::OwnedFd::from(write)))
+}
+
+/// Lambda's error payload for a platform error.
+fn platform_error(error_type: &str, message: &str) -> Bytes {
+    Bytes::from(serde_json::json!({"errorType": error_type, "errorMessage": message}).to_string())
+}
+
+/// How Lambda reports a runtime that exited.
+fn exit_error(status: ExitStatus, oom_killed: bool) -> (&'static str, String) {
+    match status {
+        ExitStatus::Signaled(signal) if oom_killed && signal == libc_sigkill() => (
+            "Runtime.OutOfMemory",
+            "Runtime exited with error: signal: killed".to_owned(),
+        ),
+        ExitStatus::Signaled(signal) => (
+            "Runtime.ExitError",
+            format!("Runtime exited with error: signal: {}", signal_name(signal)),
+        ),
+        ExitStatus::Exited(0) => (
+            "Runtime.ExitError",
+            "Runtime exited without providing a reason".to_owned(),
+        ),
+        ExitStatus::Exited(code) => (
+            "Runtime.ExitError",
+            format!("Runtime exited with error: exit status {code}"),
+        ),
+    }
+}
+
+fn libc_sigkill() -> i32 {
+    9
+}
+
+/// Go's spelling of signals, which Lambda's messages use.
+fn signal_name(signal: i32) -> String {
+    match signal {
+        1 => "hangup".into(),
+        2 => "interrupt".into(),
+        3 => "quit".into(),
+        4 => "illegal instruction".into(),
+        6 => "aborted".into(),
+        7 => "bus error".into(),
+        8 => "floating point exception".into(),
+        9 => "killed".into(),
+        11 => "segmentation fault".into(),
+        13 => "broken pipe".into(),
+        15 => "terminated".into(),
+        other => format!("signal {other}"),
+    }
+}
+
+fn os_error_text(error: &std::io::Error) -> String {
+    match error.raw_os_error() {
+        Some(2) => "no such file or directory".into(),
+        Some(13) => "permission denied".into(),
+        Some(8) => "exec format error".into(),
+        _ => error.to_string(),
+    }
+}
+
+/// `REPORT RequestId: ...` with Lambda's fields and tabs.
+fn report_line(
+    request_id: &str,
+    duration: Duration,
+    memory_mb: u32,
+    peak_bytes: Option<u64>,
+    init: Option<Duration>,
+    status: Option<(&str, &str)>,
+) -> String {
+    let millis = duration.as_secs_f64() * 1000.0;
+    let billed = millis.ceil().max(1.0) as u64;
+    let used_mb = peak_bytes.map_or(0, |bytes| bytes.div_ceil(1 << 20));
+    let mut line = format!(
+        "REPORT RequestId: {request_id}\tDuration: {millis:.2} ms\tBilled Duration: {billed} ms\t\
+         Memory Size: {memory_mb} MB\tMax Memory Used: {used_mb} MB\t"
+    );
+    if let Some(init) = init {
+        line.push_str(&format!(
+            "Init Duration: {:.2} ms\t",
+            init.as_secs_f64() * 1000.0
+        ));
+    }
+    match status {
+        Some(("timeout", _)) => line.push_str("Status: timeout"),
+        Some((kind, error_type)) => {
+            line.push_str(&format!("Status: {kind}\tError Type: {error_type}"));
+        }
+        None => {}
+    }
+    line
+}
+
+/// `INIT_REPORT Init Duration: ... Phase: init Status: ...`.
+fn init_report(duration: Duration, status: &str, error_type: Option<&str>) -> String {
+    let mut line = format!(
+        "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: {status}",
+        duration.as_secs_f64() * 1000.0
+    );
+    if let Some(error_type) = error_type {
+        line.push_str(&format!("\tError Type: {error_type}"));
+    }
+    line
+}
+
+/// An X-Ray trace header: `Root=1-<epoch hex>-<96-bit hex>;Parent=<64-bit hex>;Sampled=0`.
+fn trace_id() -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    let seconds = kiln_core::now_millis() / 1000;
+    format!(
+        "Root=1-{seconds:08x}-{};Parent={};Sampled=0",
+        &random[..24],
+        &random[16..32]
+    )
+}
+
+/// `YYYY/MM/DD` in UTC, the start of Lambda's log stream names.
+fn utc_date_path() -> String {
+    let days = kiln_core::now_millis().div_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}/{month:02}/{day:02}")
+}
+
+/// An ISO 8601 UTC timestamp with milliseconds, as Lambda's platform lines use.
+fn iso_now() -> String {
+    let millis = kiln_core::now_millis();
+    let (year, month, day) = civil_from_days(millis.div_euclid(86_400_000));
+    let in_day = millis.rem_euclid(86_400_000);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// A stable identifier of the runtime build Kiln runs for `runtime`, shaped like Lambda's
+/// `arn:aws:lambda:REGION::runtime:HEX`; it changes with Kiln's version, as Lambda's changes
+/// when AWS patches a runtime.
+pub fn runtime_version_arn(account: &AccountContext, runtime: &str) -> String {
+    let digest = Sha256::digest(format!("kiln/{}/{runtime}", env!("CARGO_PKG_VERSION")));
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!(
+        "arn:{}:lambda:{}::runtime:{hex}",
+        account.partition, account.region
+    )
+}
+
+/// `/usr`, the root's links into it, the `/etc` essentials and the device nodes a runtime
+/// needs, read-only except the devices.
+fn system_mounts(generated_etc: &Path) -> Vec<Mount> {
+    let mut mounts = vec![Mount::Bind {
+        source: "/usr".into(),
+        target: "/usr".into(),
+        writable: false,
+    }];
+    for dir in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+        let host = Path::new("/").join(dir);
+        match std::fs::read_link(&host) {
+            Ok(target) => mounts.push(Mount::Symlink { target, link: host }),
+            Err(_) if host.is_dir() => mounts.push(Mount::Bind {
+                source: host.clone(),
+                target: host,
+                writable: false,
+            }),
+            Err(_) => {}
+        }
+    }
+    for file in ["passwd", "group"] {
+        mounts.push(Mount::Bind {
+            source: generated_etc.join(file),
+            target: Path::new("/etc").join(file),
+            writable: false,
+        });
+    }
+    for name in [
+        "resolv.conf",
+        "hosts",
+        "nsswitch.conf",
+        "host.conf",
+        "gai.conf",
+        "services",
+        "protocols",
+        "mime.types",
+        "ld.so.cache",
+        "localtime",
+        "ssl",
+        "ca-certificates",
+        "ca-certificates.conf",
+        "alternatives",
+        "pki",
+    ] {
+        let host = Path::new("/etc").join(name);
+        // Bind the resolved target: a symlink's own target may not exist in the sandbox.
+        if let Ok(resolved) = host.canonicalize() {
+            mounts.push(Mount::Bind {
+                source: resolved,
+                target: host,
+                writable: false,
+            });
+        }
+    }
+    for device in ["null", "zero", "full", "random", "urandom"] {
+        let host = Path::new("/dev").join(device);
+        if host.exists() {
+            mounts.push(Mount::Bind {
+                source: host.clone(),
+                target: host,
+                writable: true,
+            });
+        }
+    }
+    for (link, target) in [
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        mounts.push(Mount::Symlink {
+            target: target.into(),
+            link: link.into(),
+        });
+    }
+    mounts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_lines_have_lambdas_fields_and_tabs() {
+        let line = report_line(
+            "id",
+            Duration::from_micros(3_301),
+            128,
+            Some(37 << 20),
+            Some(Duration::from_micros(116_990)),
+            None,
+        );
+        assert_eq!(
+            line,
+            "REPORT RequestId: id\tDuration: 3.30 ms\tBilled Duration: 4 ms\tMemory Size: 128 MB\t\
+             Max Memory Used: 37 MB\tInit Duration: 116.99 ms\t"
+        );
+        let line = report_line(
+            "id",
+            Duration::from_secs(3),
+            128,
+            None,
+            None,
+            Some(("timeout", "")),
+        );
+        assert!(line.ends_with("\tStatus: timeout"));
+        let line = report_line(
+            "id",
+            Duration::from_millis(5),
+            128,
+            None,
+            None,
+            Some(("error", "Runtime.ExitError")),
+        );
+        assert!(line.ends_with("\tStatus: error\tError Type: Runtime.ExitError"));
+    }
+
+    #[test]
+    fn exits_are_worded_as_lambda_words_them() {
+        assert_eq!(
+            exit_error(ExitStatus::Exited(1), false),
+            (
+                "Runtime.ExitError",
+                "Runtime exited with error: exit status 1".to_owned()
+            )
+        );
+        assert_eq!(
+            exit_error(ExitStatus::Signaled(9), true),
+            (
+                "Runtime.OutOfMemory",
+                "Runtime exited with error: signal: killed".to_owned()
+            )
+        );
+        assert_eq!(
+            exit_error(ExitStatus::Signaled(11), false).1,
+            "Runtime exited with error: signal: segmentation fault"
+        );
+        assert_eq!(
+            exit_error(ExitStatus::Exited(0), false).1,
+            "Runtime exited without providing a reason"
+        );
+    }
+
+    #[test]
+    fn dates_are_civil_utc() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_737), (2024, 1, 15));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn trace_ids_have_xrays_shape() {
+        let id = trace_id();
+        let parts: Vec<&str> = id.split(';').collect();
+        assert!(parts[0].starts_with("Root=1-") && parts[0].len() == "Root=1-".len() + 8 + 1 + 24);
+        assert!(parts[1].starts_with("Parent=") && parts[1].len() == "Parent=".len() + 16);
+        assert_eq!(parts[2], "Sampled=0");
+    }
+}

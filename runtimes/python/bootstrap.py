@@ -1,0 +1,359 @@
+"""Kiln's bundled Python runtime: runs a Lambda handler over the Lambda Runtime API.
+
+Standard library only, started as `python3 bootstrap.py` with the Lambda environment
+(`_HANDLER`, `AWS_LAMBDA_RUNTIME_API`, `LAMBDA_TASK_ROOT`, ...). It behaves like AWS's Python
+runtime interface client (awslambdaric): same context object, same error payloads and error
+types (`Runtime.ImportModuleError`, `Runtime.HandlerNotFound`, `Runtime.UserCodeSyntaxError`,
+...), same `[LEVEL]\\ttimestamp\\trequestId\\tmessage` log lines. It speaks HTTP/1.1 over a raw
+socket because `http.client` and its `email` imports cost more than the rest of start-up.
+"""
+
+import importlib
+import json
+import os
+import socket
+import sys
+import time
+
+RUNTIME_PATH = "/2018-06-01/runtime"
+
+
+class RuntimeApiClient:
+    """A keep-alive HTTP/1.1 client for the Runtime API, just enough for its three calls."""
+
+    def __init__(self, address):
+        host, _, port = address.rpartition(":")
+        self.address = (host or "127.0.0.1", int(port))
+        self.sock = None
+        self.buffer = b""
+
+    def _connect(self):
+        self.sock = socket.create_connection(self.address)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
+    def request(self, method, path, body=b"", headers=None):
+        for attempt in (1, 2):
+            if self.sock is None:
+                self._connect()
+            try:
+                return self._exchange(method, path, body, headers or {})
+            except (ConnectionError, OSError):
+                self.sock = None
+                if attempt == 2:
+                    raise
+        raise ConnectionError("unreachable")
+
+    def _exchange(self, method, path, body, headers):
+        head = [f"{method} {path} HTTP/1.1", "Host: runtime", f"Content-Length: {len(body)}"]
+        head += [f"{name}: {value}" for name, value in headers.items()]
+        self.sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        status_line, response_headers = self._read_head()
+        status = int(status_line.split(b" ", 2)[1])
+        if response_headers.get("transfer-encoding", "").lower() == "chunked":
+            payload = self._read_chunked()
+        else:
+            payload = self._read_exact(int(response_headers.get("content-length", "0")))
+        if response_headers.get("connection", "").lower() == "close":
+            self.sock.close()
+            self.sock = None
+        return status, response_headers, payload
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("runtime API closed the connection")
+        self.buffer += data
+
+    def _read_head(self):
+        while b"\r\n\r\n" not in self.buffer:
+            self._fill()
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+        return lines[0], headers
+
+    def _read_exact(self, length):
+        while len(self.buffer) < length:
+            self._fill()
+        data, self.buffer = self.buffer[:length], self.buffer[length:]
+        return data
+
+    def _read_line(self):
+        while b"\r\n" not in self.buffer:
+            self._fill()
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def _read_chunked(self):
+        chunks = []
+        while True:
+            size = int(self._read_line().split(b";")[0], 16)
+            if size == 0:
+                while self._read_line():
+                    pass
+                return b"".join(chunks)
+            chunks.append(self._read_exact(size))
+            self._read_exact(2)
+
+    def next_invocation(self):
+        status, headers, body = self.request("GET", RUNTIME_PATH + "/invocation/next")
+        if status != 200:
+            raise RuntimeError(f"runtime API /next answered {status}: {body[:200]!r}")
+        return headers, body
+
+    def post_response(self, request_id, body):
+        self.request(
+            "POST",
+            f"{RUNTIME_PATH}/invocation/{request_id}/response",
+            body,
+            {"Content-Type": "application/json"},
+        )
+
+    def post_error(self, request_id, error):
+        self._post_error(f"{RUNTIME_PATH}/invocation/{request_id}/error", error)
+
+    def post_init_error(self, error):
+        self._post_error(f"{RUNTIME_PATH}/init/error", error)
+
+    def _post_error(self, path, error):
+        body = json.dumps(error).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Lambda-Runtime-Function-Error-Type": error.get("errorType", "Runtime.Unknown"),
+        }
+        self.request("POST", path, body, headers)
+
+
+class FaultError(Exception):
+    """A runtime-level failure with Lambda's error type."""
+
+    IMPORT_MODULE_ERROR = "Runtime.ImportModuleError"
+    BUILT_IN_MODULE_CONFLICT = "Runtime.BuiltInModuleConflict"
+    MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
+    USER_CODE_SYNTAX_ERROR = "Runtime.UserCodeSyntaxError"
+    HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
+    MARSHAL_ERROR = "Runtime.MarshalError"
+    UNMARSHAL_ERROR = "Runtime.UnmarshalError"
+
+    def __init__(self, error_type, message, trace=None):
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.trace = trace or []
+
+
+class CognitoIdentity:
+    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+
+    def __init__(self, identity_id=None, pool_id=None):
+        self.cognito_identity_id = identity_id
+        self.cognito_identity_pool_id = pool_id
+
+    def __repr__(self):
+        return (
+            f"CognitoIdentity([cognito_identity_id={self.cognito_identity_id},"
+            f"cognito_identity_pool_id={self.cognito_identity_pool_id}])"
+        )
+
+
+class Client:
+    __slots__ = ("installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name")
+
+    def __init__(self, client):
+        self.installation_id = client.get("installation_id")
+        self.app_title = client.get("app_title")
+        self.app_version_name = client.get("app_version_name")
+        self.app_version_code = client.get("app_version_code")
+        self.app_package_name = client.get("app_package_name")
+
+
+class ClientContext:
+    __slots__ = ("custom", "env", "client")
+
+    def __init__(self, context):
+        self.custom = context.get("custom")
+        self.env = context.get("env")
+        client = context.get("client")
+        self.client = Client(client) if client is not None else None
+
+
+class LambdaContext:
+    """The `context` argument, with awslambdaric's attributes."""
+
+    def __init__(self, headers):
+        self.aws_request_id = headers.get("lambda-runtime-aws-request-id")
+        self.invoked_function_arn = headers.get("lambda-runtime-invoked-function-arn")
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.tenant_id = headers.get("lambda-runtime-aws-tenant-id")
+        self._deadline_ms = int(headers.get("lambda-runtime-deadline-ms", "0"))
+        identity = headers.get("lambda-runtime-cognito-identity")
+        if identity:
+            parsed = json.loads(identity)
+            self.identity = CognitoIdentity(
+                parsed.get("cognitoIdentityId"), parsed.get("cognitoIdentityPoolId")
+            )
+        else:
+            self.identity = CognitoIdentity()
+        client_context = headers.get("lambda-runtime-client-context")
+        self.client_context = ClientContext(json.loads(client_context)) if client_context else None
+
+    def get_remaining_time_in_millis(self):
+        return max(self._deadline_ms - int(time.time() * 1000), 0)
+
+    def __repr__(self):
+        return (
+            f"LambdaContext([aws_request_id={self.aws_request_id},"
+            f"log_group_name={self.log_group_name},log_stream_name={self.log_stream_name},"
+            f"function_name={self.function_name},memory_limit_in_mb={self.memory_limit_in_mb},"
+            f"function_version={self.function_version},"
+            f"invoked_function_arn={self.invoked_function_arn},"
+            f"client_context={self.client_context},identity={self.identity}])"
+        )
+
+
+CURRENT_REQUEST_ID = [""]
+
+
+def configure_logging():
+    """The root logger writes `[LEVEL]\\ttimestamp\\trequestId\\tmessage`, as on Lambda."""
+    import logging
+
+    class LambdaFormatter(logging.Formatter):
+        def format(self, record):
+            record.aws_request_id = CURRENT_REQUEST_ID[0]
+            return super().format(record)
+
+    formatter = LambdaFormatter(
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+        "%Y-%m-%dT%H:%M:%S",
+    )
+    formatter.converter = time.gmtime
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL")
+    if level:
+        root.setLevel(level.upper())
+
+
+def load_handler(handler):
+    """Imports the handler function named `module.function` (the module may be a path)."""
+    try:
+        module_name, function_name = handler.rsplit(".", 1)
+    except ValueError as error:
+        raise FaultError(
+            FaultError.MALFORMED_HANDLER_NAME, f"Bad handler '{handler}': {error}"
+        ) from None
+    if module_name.split(".")[0] in sys.builtin_module_names:
+        raise FaultError(
+            FaultError.BUILT_IN_MODULE_CONFLICT,
+            f"Cannot use built-in module {module_name} as a handler module",
+        )
+    try:
+        module = importlib.import_module(module_name.replace("/", "."))
+    except ImportError as error:
+        raise FaultError(
+            FaultError.IMPORT_MODULE_ERROR, f"Unable to import module '{module_name}': {error}"
+        ) from None
+    except SyntaxError as error:
+        trace = [f'  File "{error.filename}" Line {error.lineno}\n    {error.text}']
+        raise FaultError(
+            FaultError.USER_CODE_SYNTAX_ERROR,
+            f"Syntax error in module '{module_name}': {error}",
+            trace,
+        ) from None
+    try:
+        return getattr(module, function_name)
+    except AttributeError:
+        fault = FaultError(
+            FaultError.HANDLER_NOT_FOUND,
+            f"Handler '{function_name}' missing on module '{module_name}'",
+        )
+
+        def missing_handler(event, context):
+            raise fault
+
+        return missing_handler
+
+
+def error_payload(error, request_id):
+    """The JSON body Lambda reports for an exception, and logs as `[ERROR]`."""
+    import traceback
+
+    if isinstance(error, FaultError):
+        error_type, message, trace = error.error_type, error.message, error.trace
+    else:
+        error_type = type(error).__name__
+        message = str(error)
+        frames = traceback.extract_tb(error.__traceback__)
+        # Leave out this runtime's own frames, as awslambdaric does.
+        frames = [frame for frame in frames if not frame.filename.endswith("bootstrap.py")]
+        trace = traceback.format_list(frames)
+    payload = {"errorMessage": message, "errorType": error_type, "requestId": request_id}
+    payload["stackTrace"] = trace
+    log_lines = [f"[ERROR] {error_type}: {message}"]
+    if trace:
+        log_lines.append("Traceback (most recent call last):")
+        log_lines.extend(line.rstrip("\n") for line in trace)
+    sys.stdout.write("\r".join(log_lines) + "\n")
+    return payload
+
+
+def main():
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
+    task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    # Lambda's import order: the function's code, then layers, then the runtime.
+    for path in reversed([task_root, f"/opt/python/lib/{version}/site-packages", "/opt/python"]):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    os.chdir(task_root)
+    client = RuntimeApiClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    configure_logging()
+    try:
+        handler = load_handler(os.environ.get("_HANDLER", ""))
+    except FaultError as fault:
+        client.post_init_error(error_payload(fault, ""))
+        sys.exit(1)
+
+    while True:
+        headers, body = client.next_invocation()
+        request_id = headers.get("lambda-runtime-aws-request-id", "")
+        CURRENT_REQUEST_ID[0] = request_id
+        trace_id = headers.get("lambda-runtime-trace-id")
+        if trace_id:
+            os.environ["_X_AMZN_TRACE_ID"] = trace_id
+        else:
+            os.environ.pop("_X_AMZN_TRACE_ID", None)
+        try:
+            try:
+                event = json.loads(body) if body else {}
+            except ValueError as error:
+                raise FaultError(
+                    FaultError.UNMARSHAL_ERROR, f"Unable to unmarshal input: {error}"
+                ) from None
+            result = handler(event, LambdaContext(headers))
+            try:
+                payload = json.dumps(result).encode()
+            except (TypeError, ValueError) as error:
+                raise FaultError(
+                    FaultError.MARSHAL_ERROR, f"Unable to marshal response: {error}"
+                ) from None
+        except Exception as error:  # noqa: BLE001 - every failure is the function's error
+            client.post_error(request_id, error_payload(error, request_id))
+            continue
+        client.post_response(request_id, payload)
+
+
+if __name__ == "__main__":
+    main()
