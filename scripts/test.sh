@@ -37,5 +37,21 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]
     echo "$wanted" > "$stamp"
 fi
 
+step "build tools for aws-lambda-ric (tests/e2e/test_real_runtimes.py)"
+# npm's aws-lambda-ric compiles curl and aws-lambda-cpp from source when it installs.
+ric_tools_missing=""
+for tool in cmake autoconf automake libtoolize make g++; do
+    command -v "$tool" >/dev/null 2>&1 || ric_tools_missing="$ric_tools_missing $tool"
+done
+if [ -z "$ric_tools_missing" ]; then
+    echo "already installed"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        cmake autoconf automake libtool make g++ >/dev/null
+else
+    echo "missing:$ric_tools_missing (not root, or no apt-get): the aws-lambda-ric tests will skip"
+fi
+
 step "end-to-end tests (boto3, aws CLI)"
 KILN_BIN="$PWD/target/debug/kiln" "$venv/bin/python" -m pytest tests/e2e -q "$@"

@@ -147,7 +147,9 @@ async function importModule(root, modulePath) {
     if (extension === ".mjs" || (extension === ".js" && isModuleType(path.dirname(file), root))) {
       return import(pathToFileURL(file).href);
     }
-    return createRequire(file)(file);
+    // Required from the runtime, as AWS's runtime does: a missing dependency's "Require stack"
+    // then ends with /var/runtime/index.mjs.
+    return createRequire(import.meta.url)(file);
   }
   // Not a file in the code: a package from node_modules (or a layer) by that name.
   try {

@@ -295,8 +295,12 @@ def error_payload(error, request_id):
         error_type = type(error).__name__
         message = str(error)
         frames = traceback.extract_tb(error.__traceback__)
-        # Leave out this runtime's own frames, as awslambdaric does.
-        frames = [frame for frame in frames if not frame.filename.endswith("bootstrap.py")]
+        # Leave out this runtime's own frames and the import machinery, as awslambdaric does.
+        frames = [
+            frame
+            for frame in frames
+            if not frame.filename.endswith("bootstrap.py") and not frame.filename.startswith("<frozen")
+        ]
         trace = traceback.format_list(frames)
     payload = {"errorMessage": message, "errorType": error_type, "requestId": request_id}
     payload["stackTrace"] = trace
@@ -322,8 +326,8 @@ def main():
     configure_logging()
     try:
         handler = load_handler(os.environ.get("_HANDLER", ""))
-    except FaultError as fault:
-        client.post_init_error(error_payload(fault, ""))
+    except Exception as error:  # noqa: BLE001 - any failure while importing is an init error
+        client.post_init_error(error_payload(error, ""))
         sys.exit(1)
 
     while True:

@@ -93,7 +93,7 @@ async fn dispatch(State(state): State<ApiState>, request: Request<Body>) -> Resp
     let response = match kiln_endpoints::handle(&state, &method, &path, request.uri().query()).await
     {
         Some(response) => response,
-        None => match RequestContext::read(&state, request).await {
+        None => match RequestContext::read(&state, request, &request_id).await {
             Ok(context) => {
                 let operation = context.operation.operation;
                 let span = tracing::debug_span!(

@@ -19,6 +19,8 @@ const DEFAULT_BODY_LIMIT: u64 = 6_291_456;
 /// A routed request with its body read.
 #[derive(Debug)]
 pub(crate) struct RequestContext {
+    /// The request's id (`x-amzn-RequestId`); an invocation runs under it.
+    pub request_id: String,
     pub operation: Matched,
     pub query: Vec<(String, String)>,
     pub headers: axum::http::HeaderMap,
@@ -29,7 +31,11 @@ pub(crate) struct RequestContext {
 
 impl RequestContext {
     /// Routes the request and reads its body within the operation's limit.
-    pub(crate) async fn read(state: &ApiState, request: Request<Body>) -> Result<Self, ApiError> {
+    pub(crate) async fn read(
+        state: &ApiState,
+        request: Request<Body>,
+        request_id: &str,
+    ) -> Result<Self, ApiError> {
         let (parts, body) = request.into_parts();
         let segments = decode_path(parts.uri.path())?;
         let query = decode_query(parts.uri.query().unwrap_or(""));
@@ -89,6 +95,7 @@ impl RequestContext {
             .map(str::to_owned)
             .unwrap_or_else(|| state.config().public_address.clone());
         Ok(Self {
+            request_id: request_id.to_owned(),
             operation,
             query,
             headers: parts.headers,

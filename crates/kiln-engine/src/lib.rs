@@ -292,9 +292,12 @@ impl Engine {
         qualifier: Option<&Qualifier>,
         request: execution::InvokeRequest,
     ) -> Result<execution::InvokeResponse, EngineError> {
+        // Invoke names the version in its 404, `$LATEST` when unqualified.
         let not_found = || EngineError::FunctionNotFound {
             name: name.clone(),
-            qualifier: qualifier.map(Qualifier::as_lambda_string),
+            qualifier: Some(
+                qualifier.map_or_else(|| Qualifier::LATEST.to_owned(), Qualifier::as_lambda_string),
+            ),
         };
         let function = self.inner.registry.get(name).ok_or_else(not_found)?;
         let version = match qualifier {

@@ -373,20 +373,40 @@ impl Cgroup {
     }
 
     /// Sets (or lifts, with `None`) the CPU quota.
+    ///
+    /// A small share with the default 100 ms period would let a busy function run for its few
+    /// milliseconds and then stall for the rest of the period (93 ms at 128 MB). The period is
+    /// therefore as short as the kernel's 1 ms minimum quota allows (10 to 100 ms), and the
+    /// burst equal to the quota, so that time saved while idle covers a short spike: the
+    /// average stays at the share, the stalls stay short.
     pub(crate) fn set_cpu(&self, cores: Option<f64>) -> io::Result<()> {
-        let quota = cores.map(|cores| ((cores * CPU_PERIOD_US as f64) as u64).max(1000));
+        let Some(cores) = cores else {
+            return match self {
+                Cgroup::V1 { cpu, .. } => {
+                    let _ = fs::write(cpu.join("cpu.cfs_burst_us"), "0");
+                    fs::write(cpu.join("cpu.cfs_quota_us"), "-1")
+                }
+                Cgroup::V2 { dir } => {
+                    fs::write(dir.join("cpu.max"), format!("max {CPU_PERIOD_US}"))
+                }
+            };
+        };
+        let (period, quota) = cpu_bandwidth(cores);
         match self {
             Cgroup::V1 { cpu, .. } => {
-                fs::write(cpu.join("cpu.cfs_period_us"), CPU_PERIOD_US.to_string())?;
-                let value = quota.map_or_else(|| "-1".to_owned(), |quota| quota.to_string());
-                fs::write(cpu.join("cpu.cfs_quota_us"), value)
+                // Order matters: the kernel checks burst <= quota on every write.
+                let _ = fs::write(cpu.join("cpu.cfs_burst_us"), "0");
+                fs::write(cpu.join("cpu.cfs_period_us"), period.to_string())?;
+                fs::write(cpu.join("cpu.cfs_quota_us"), quota.to_string())?;
+                // Absent before Linux 5.14: bursts are then simply not allowed.
+                let _ = fs::write(cpu.join("cpu.cfs_burst_us"), quota.to_string());
+                Ok(())
             }
             Cgroup::V2 { dir } => {
-                let value = quota.map_or_else(
-                    || format!("max {CPU_PERIOD_US}"),
-                    |quota| format!("{quota} {CPU_PERIOD_US}"),
-                );
-                fs::write(dir.join("cpu.max"), value)
+                let _ = fs::write(dir.join("cpu.max.burst"), "0");
+                fs::write(dir.join("cpu.max"), format!("{quota} {period}"))?;
+                let _ = fs::write(dir.join("cpu.max.burst"), quota.to_string());
+                Ok(())
             }
         }
     }
@@ -468,6 +488,16 @@ impl Cgroup {
             remove_dir_retrying(dir);
         }
     }
+}
+
+/// The CFS period and quota, in microseconds, for a share of `cores` CPUs.
+fn cpu_bandwidth(cores: f64) -> (u64, u64) {
+    const MIN_QUOTA_US: f64 = 1000.0;
+    const MIN_PERIOD_US: f64 = 10_000.0;
+    let cores = cores.max(0.001);
+    let period = (MIN_QUOTA_US / cores).clamp(MIN_PERIOD_US, CPU_PERIOD_US as f64);
+    let quota = (cores * period).max(MIN_QUOTA_US);
+    (period.round() as u64, quota.round() as u64)
 }
 
 /// Polls briefly for a state change (freezing takes well under a millisecond when idle).
@@ -553,7 +583,10 @@ mod tests {
             .unwrap();
         let read = |path: &str| fs::read_to_string(root.path().join(path)).unwrap();
         assert_eq!(read("memory/memory.limit_in_bytes"), "134217728");
-        assert_eq!(read("cpu/cpu.cfs_quota_us"), "50000");
+        // Half a CPU: a 10 ms period (the shortest) with a 5 ms quota and burst.
+        assert_eq!(read("cpu/cpu.cfs_period_us"), "10000");
+        assert_eq!(read("cpu/cpu.cfs_quota_us"), "5000");
+        assert_eq!(read("cpu/cpu.cfs_burst_us"), "5000");
         assert_eq!(read("pids/pids.max"), "1024");
         cgroup.set_cpu(None).unwrap();
         assert_eq!(read("cpu/cpu.cfs_quota_us"), "-1");
@@ -572,6 +605,17 @@ mod tests {
     }
 
     #[test]
+    fn small_shares_get_short_periods() {
+        // 128 MB: 0.072 CPUs. The 1 ms minimum quota sets a 13.8 ms period.
+        let (period, quota) = cpu_bandwidth(128.0 / 1769.0);
+        assert_eq!(quota, 1000);
+        assert!((13_800..=13_900).contains(&period), "{period}");
+        assert_eq!(cpu_bandwidth(2.0), (10_000, 20_000));
+        // Tiny shares: the period never exceeds 100 ms.
+        assert_eq!(cpu_bandwidth(0.001).0, 100_000);
+    }
+
+    #[test]
     fn v2_files_are_written_and_read() {
         let root = tempfile::tempdir().unwrap();
         let cgroup = Cgroup::V2 {
@@ -586,7 +630,7 @@ mod tests {
             .unwrap();
         let read = |name: &str| fs::read_to_string(root.path().join(name)).unwrap();
         assert_eq!(read("memory.max"), "268435456");
-        assert_eq!(read("cpu.max"), "100000 100000");
+        assert_eq!(read("cpu.max"), "10000 10000");
         assert_eq!(read("pids.max"), "64");
         fs::write(
             root.path().join("memory.events"),

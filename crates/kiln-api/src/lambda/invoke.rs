@@ -87,6 +87,7 @@ pub(crate) async fn invoke(
                     &reference.name,
                     qualifier.as_ref(),
                     InvokeRequest {
+                        request_id: context.request_id.clone(),
                         payload,
                         client_context,
                         log_tail: log_type == "Tail",

@@ -20,11 +20,15 @@ pub(crate) const TAIL_BYTES: usize = 4096;
 /// Longer lines are split into several events, as CloudWatch Logs limits events.
 const MAX_LINE_BYTES: usize = 256 * 1024;
 
+/// Builds the `REPORT` line when the invocation's output has been drained.
+pub(crate) type ReportLine = Box<dyn FnOnce() -> String + Send>;
+
 enum Control {
     Platform(String),
     Begin,
     Finish {
         lines: Vec<String>,
+        report: ReportLine,
         tail: Option<oneshot::Sender<String>>,
     },
 }
@@ -90,9 +94,16 @@ impl Capture {
         let _ = self.control.send(Control::Begin);
     }
 
-    /// Ends an invocation: drains pending output, writes `lines` (`END`, `REPORT`), and
-    /// returns the invocation's last 4 KB of log when `want_tail`.
-    pub(crate) async fn finish(&self, lines: Vec<String>, want_tail: bool) -> Option<String> {
+    /// Ends an invocation: drains pending output, writes `lines` (platform errors, `END`),
+    /// then the `REPORT` line that `report` builds (reading accounting off the invoke path),
+    /// and returns the invocation's last 4 KB of log when `want_tail` (only then does the
+    /// caller wait).
+    pub(crate) async fn finish(
+        &self,
+        lines: Vec<String>,
+        report: ReportLine,
+        want_tail: bool,
+    ) -> Option<String> {
         let (sender, receiver) = if want_tail {
             let (sender, receiver) = oneshot::channel();
             (Some(sender), Some(receiver))
@@ -101,6 +112,7 @@ impl Capture {
         };
         let _ = self.control.send(Control::Finish {
             lines,
+            report,
             tail: sender,
         });
         match receiver {
@@ -239,7 +251,7 @@ impl Task {
                     None => return,
                     Some(Control::Platform(line)) => self.emit(line),
                     Some(Control::Begin) => self.tail = Some(String::new()),
-                    Some(Control::Finish { lines, tail }) => {
+                    Some(Control::Finish { lines, report, tail }) => {
                         let drained: Vec<String> = self
                             .stdout
                             .drain()
@@ -248,6 +260,7 @@ impl Task {
                             .collect();
                         drained.into_iter().for_each(|line| self.emit(line));
                         lines.into_iter().for_each(|line| self.emit(line));
+                        self.emit(report());
                         let collected = self.tail.take().unwrap_or_default();
                         if let Some(tail) = tail {
                             let _ = tail.send(last_bytes(&collected, TAIL_BYTES).to_owned());
@@ -343,7 +356,7 @@ mod tests {
         out.write_all(b"hello\nno newline").unwrap();
         err.write_all(b"oops\n").unwrap();
         let tail = capture
-            .finish(vec!["END".into(), "REPORT".into()], true)
+            .finish(vec!["END".into()], Box::new(|| "REPORT".to_owned()), true)
             .await
             .unwrap();
         let mut order = Vec::new();

@@ -253,6 +253,9 @@ impl Environment {
         match responder.take() {
             Some(responder) => {
                 let _ = responder.send(reply);
+                // The runtime's next `GET /next` may arrive before the invoker resumes: the
+                // invocation is over for the runtime from this moment.
+                *phase = Phase::Idle;
                 true
             }
             None => false,

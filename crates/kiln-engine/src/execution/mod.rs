@@ -59,6 +59,9 @@ pub struct ExecutionConfig {
 /// An invocation, as the API hands it over.
 #[derive(Debug)]
 pub struct InvokeRequest {
+    /// The invocation's request id: the API request's, as on Lambda, so that a caller can
+    /// find the invocation's logs by the `x-amzn-RequestId` it got back.
+    pub request_id: String,
     pub payload: Bytes,
     /// The decoded `X-Amz-Client-Context` JSON.
     pub client_context: Option<String>,
@@ -252,7 +255,7 @@ impl Executor {
         request: InvokeRequest,
     ) -> InvokeResponse {
         let key = PoolKey::of(function, version);
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = request.request_id.clone();
         let executed_version = version.version_id().as_lambda_string();
         let timeout = Duration::from_secs(u64::from(version.config.timeout_seconds));
         let memory_mb = version.config.memory_size_mb;
@@ -285,18 +288,18 @@ impl Executor {
                     capture.platform(format!(
                         "START RequestId: {request_id} Version: {executed_version}"
                     ));
-                    let lines = vec![
-                        format!("END RequestId: {request_id}"),
-                        report_line(
-                            &request_id,
-                            duration,
-                            memory_mb,
-                            None,
-                            None,
-                            Some(("error", &error_type)),
-                        ),
-                    ];
-                    let tail = capture.finish(lines, request.log_tail).await;
+                    let lines = vec![format!("END RequestId: {request_id}")];
+                    let report = report_line(
+                        &request_id,
+                        duration,
+                        memory_mb,
+                        None,
+                        None,
+                        Some(("error", &error_type)),
+                    );
+                    let tail = capture
+                        .finish(lines, Box::new(move || report), request.log_tail)
+                        .await;
                     return reply(payload, true, tail);
                 }
             },
@@ -319,7 +322,6 @@ impl Executor {
         let started = Instant::now();
         let outcome = environment.run(dispatch, remaining).await;
         let duration = started.elapsed();
-        let peak = environment.memory_peak();
 
         let mut lines = Vec::new();
         let (payload, function_error, status) = match outcome {
@@ -329,14 +331,17 @@ impl Executor {
                 (body, true, None)
             }
             RunOutcome::Replied(RuntimeReply::TooLarge(size)) => (
-                platform_error(
-                    "Function.ResponseSizeTooLarge",
-                    &format!(
-                        "Response payload size ({size} bytes) exceeded maximum allowed payload \
-                         size ({} bytes).",
-                        runtime_api::MAX_RESPONSE_BYTES
-                    ),
-                ),
+                // AWS's wording, without the size that the local emulator (RIE) adds.
+                {
+                    tracing::debug!(function = %function.name, size, "response too large");
+                    platform_error(
+                        "Function.ResponseSizeTooLarge",
+                        &format!(
+                            "Response payload size exceeded maximum allowed payload size ({} bytes).",
+                            runtime_api::MAX_RESPONSE_BYTES
+                        ),
+                    )
+                },
                 true,
                 Some(("error", "Function.ResponseSizeTooLarge".to_owned())),
             ),
@@ -371,15 +376,24 @@ impl Executor {
             }
         };
         lines.push(format!("END RequestId: {request_id}"));
-        lines.push(report_line(
-            &request_id,
-            duration,
-            memory_mb,
-            peak,
-            init_duration,
-            status.as_ref().map(|(kind, error)| (*kind, error.as_str())),
-        ));
-        let log_tail = environment.capture.finish(lines, request.log_tail).await;
+        let report = {
+            let environment = Arc::clone(&environment);
+            let request_id = request_id.clone();
+            move || {
+                report_line(
+                    &request_id,
+                    duration,
+                    memory_mb,
+                    environment.memory_peak(),
+                    init_duration,
+                    status.as_ref().map(|(kind, error)| (*kind, error.as_str())),
+                )
+            }
+        };
+        let log_tail = environment
+            .capture
+            .finish(lines, Box::new(report), request.log_tail)
+            .await;
         self.release(key, environment);
         reply(payload, function_error, log_tail)
     }
@@ -401,7 +415,6 @@ impl Executor {
                 Ok(environment) => environment,
                 Err(failure) => return failure.into_cold_start(request_id),
             };
-            environment.capture.begin();
             match environment.wait_ready(limit).await {
                 Readiness::Ready(init) => {
                     // A retried init counts against the invocation's timeout.
@@ -623,6 +636,8 @@ impl Executor {
             Arc::clone(&stream),
         )
         .map_err(|error| fail("Sandbox.Failure", format!("Error: {error}")))?;
+        // Collect from the start, so that init output is in a failed init's tail.
+        capture.begin();
         capture.platform(format!(
             "INIT_START Runtime Version: {}:{}.kiln\tRuntime Version ARN: {}",
             config.runtime,

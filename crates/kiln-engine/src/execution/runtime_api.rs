@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Weak;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -190,22 +190,31 @@ fn error_type(request: &Request<Incoming>) -> String {
         .to_owned()
 }
 
+/// Bodies over the limit are still read (and discarded) up to this size, so that the runtime's
+/// write completes and it gets the 413 instead of a broken pipe; past it the connection drops.
+const MAX_DISCARDED_BYTES: usize = 64 * 1024 * 1024;
+
 /// The body, or its size when over the limit.
 async fn read_body(request: Request<Incoming>) -> Result<Bytes, usize> {
-    let declared = request
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if let Some(length) = declared.filter(|length| *length > MAX_RESPONSE_BYTES) {
-        return Err(length);
+    let mut body = request.into_body();
+    let mut collected = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        total += data.len();
+        if total <= MAX_RESPONSE_BYTES {
+            collected.extend_from_slice(data);
+        } else if total > MAX_DISCARDED_BYTES {
+            break;
+        }
     }
-    match Limited::new(request.into_body(), MAX_RESPONSE_BYTES)
-        .collect()
-        .await
-    {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(_) => Err(declared.unwrap_or(MAX_RESPONSE_BYTES + 1)),
+    if total > MAX_RESPONSE_BYTES {
+        Err(total)
+    } else {
+        Ok(collected.freeze())
     }
 }
 
