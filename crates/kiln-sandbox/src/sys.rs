@@ -3,7 +3,9 @@
 //! This module holds the crate's `unsafe` code. The functions used in the child between
 //! `clone3` and `execve` (everything taking `&CStr` or raw fds below the "child side" marker)
 //! only make system calls: the child of a multi-threaded process may not allocate or take locks,
-//! because another thread of the parent might have held them at the moment of the clone.
+//! because another thread of the parent might have held them at the moment of the clone. That
+//! rules out libc wrappers that do more than the system call, such as glibc's set*id functions
+//! (which synchronise every thread of the process); those are made with `syscall` directly.
 #![allow(unsafe_code)]
 
 use std::ffi::CStr;
@@ -226,6 +228,15 @@ fn ok_or_errno(result: libc::c_int) -> Result<(), Errno> {
     }
 }
 
+/// `ok_or_errno` for raw `syscall` results.
+fn check_child(result: libc::c_long) -> Result<(), Errno> {
+    if result == -1 {
+        Err(last_errno())
+    } else {
+        Ok(())
+    }
+}
+
 pub(crate) fn mount(
     source: Option<&CStr>,
     target: &CStr,
@@ -289,10 +300,7 @@ pub(crate) fn chdir(path: &CStr) -> Result<(), Errno> {
 pub(crate) fn pivot_root_here() -> Result<(), Errno> {
     let dot = c".";
     // SAFETY: two NUL-terminated paths.
-    let result = unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) };
-    if result == -1 {
-        return Err(last_errno());
-    }
+    check_child(unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) })?;
     // SAFETY: a NUL-terminated path; MNT_DETACH is a valid flag.
     ok_or_errno(unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) })?;
     chdir(c"/")
@@ -321,28 +329,29 @@ pub(crate) fn open_read_only(path: &CStr) -> Result<RawFd, Errno> {
 /// Marks every descriptor from 3 up close-on-exec.
 pub(crate) fn cloexec_from_3() -> Result<(), Errno> {
     // SAFETY: close_range with the CLOEXEC flag only changes descriptor flags.
-    let result = unsafe {
+    check_child(unsafe {
         libc::syscall(
             libc::SYS_close_range,
             3u32,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         )
-    };
-    if result == -1 {
-        Err(last_errno())
-    } else {
-        Ok(())
-    }
+    })
 }
 
 pub(crate) fn drop_privileges(uid: u32, gid: u32) -> Result<(), Errno> {
-    // SAFETY: setgroups with an empty list, then setresgid/setresuid with plain ids.
-    ok_or_errno(unsafe { libc::setgroups(0, std::ptr::null()) })?;
+    // Raw system calls, not the libc wrappers: glibc's setgroups/setresuid/setresgid apply the
+    // change to every thread of the process ("setxid broadcast"), taking a lock and signalling
+    // threads that only exist in the parent. In a child cloned from a multi-threaded process
+    // that lock may be held forever and the wait never ends; the kernel calls change only the
+    // calling thread, which here is the whole process.
+    let no_groups: *const libc::gid_t = std::ptr::null();
+    // SAFETY: setgroups with a size of 0 and a null list.
+    check_child(unsafe { libc::syscall(libc::SYS_setgroups, 0usize, no_groups) })?;
+    // SAFETY: setresgid/setresuid with plain ids.
+    check_child(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) })?;
     // SAFETY: as above.
-    ok_or_errno(unsafe { libc::setresgid(gid, gid, gid) })?;
-    // SAFETY: as above.
-    ok_or_errno(unsafe { libc::setresuid(uid, uid, uid) })
+    check_child(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) })
 }
 
 pub(crate) fn set_no_new_privs() -> Result<(), Errno> {

@@ -345,3 +345,41 @@ async fn a_missing_program_is_a_setup_error() {
         "{error}"
     );
 }
+
+/// The child between clone and exec must not wait on locks the parent's other threads held at
+/// the moment of the clone (glibc's set*id wrappers did: they synchronise "all" threads under a
+/// lock that thread creation and exit also take). Threads churn here while sandboxes start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandboxes_start_while_other_threads_come_and_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(sandboxer) = isolating(dir.path()) else {
+        return;
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churners: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::spawn(|| {}).join().unwrap();
+                }
+            })
+        })
+        .collect();
+    for _ in 0..60 {
+        let (sandbox, _stdout) = tokio::time::timeout(
+            Duration::from_secs(10),
+            run(&sandboxer, "exit 0", host_system_mounts(), 64),
+        )
+        .await
+        .expect("the sandbox started (its child did not deadlock before exec)");
+        let status = tokio::time::timeout(Duration::from_secs(10), sandbox.wait())
+            .await
+            .expect("sandbox finished in time");
+        assert_eq!(status, ExitStatus::Exited(0));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for churner in churners {
+        churner.join().unwrap();
+    }
+}
