@@ -315,11 +315,11 @@ impl Engine {
             None => self.inner.account.function_arn(name),
             Some(qualifier) => self.inner.account.qualified_function_arn(name, qualifier),
         };
-        let version = version.clone();
+        let version = version.version_id();
         Ok(self
             .inner
             .executor
-            .invoke(&function, &version, invoked_function_arn, request)
+            .invoke(&function, version, invoked_function_arn, request)
             .await)
     }
 

@@ -116,6 +116,9 @@ pub(crate) struct Environment {
     /// Bumped on every invocation, so that a delayed freeze can tell it is stale.
     generation: AtomicU64,
     frozen: AtomicBool,
+    /// Held while freezing and while an invocation starts: a freeze decided just before an
+    /// invocation began must not land after it (the invocation would hang frozen).
+    freeze_lock: Mutex<()>,
 }
 
 impl Environment {
@@ -145,6 +148,7 @@ impl Environment {
             tmp: Mutex::new(Some(tmp)),
             generation: AtomicU64::new(0),
             frozen: AtomicBool::new(false),
+            freeze_lock: Mutex::new(()),
         }
     }
 
@@ -312,11 +316,14 @@ impl Environment {
 
     /// Runs one invocation; the environment must be idle.
     pub(crate) async fn run(&self, dispatch: Dispatch, timeout: Duration) -> RunOutcome {
-        self.generation.fetch_add(1, Ordering::Relaxed);
-        if self.frozen.swap(false, Ordering::AcqRel)
-            && let Err(error) = self.sandbox.thaw()
         {
-            tracing::warn!(%error, environment = %self.id, "thawing failed");
+            let _freezing = self.lock_freezing();
+            self.generation.fetch_add(1, Ordering::Relaxed);
+            if self.frozen.swap(false, Ordering::AcqRel)
+                && let Err(error) = self.sandbox.thaw()
+            {
+                tracing::warn!(%error, environment = %self.id, "thawing failed");
+            }
         }
         let (responder, reply) = oneshot::channel();
         *self.lock() = Phase::Invoking {
@@ -380,9 +387,22 @@ impl Environment {
         self.generation.load(Ordering::Relaxed)
     }
 
-    /// Freezes an idle environment whose generation is still `generation`.
+    fn lock_freezing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.freeze_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the environment is frozen.
+    pub(crate) fn is_frozen(&self) -> bool {
+        self.frozen.load(Ordering::Acquire)
+    }
+
+    /// Freezes the environment if it is idle and no invocation started since `generation`.
+    /// Blocking (it waits for the freezer): call it off the async threads.
     pub(crate) fn freeze_if_unused(&self, generation: u64) {
-        if self.generation() != generation || !self.is_idle() {
+        let _freezing = self.lock_freezing();
+        if self.generation() != generation || !self.is_idle() || self.is_frozen() {
             return;
         }
         match self.sandbox.freeze() {

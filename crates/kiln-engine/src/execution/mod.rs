@@ -216,7 +216,7 @@ impl Executor {
         });
         let reaper = Arc::downgrade(&executor);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tick.tick().await;
                 match reaper.upgrade() {
@@ -250,10 +250,13 @@ impl Executor {
     pub(crate) async fn invoke(
         self: &Arc<Self>,
         function: &Arc<Function>,
-        version: &FunctionVersion,
+        version: VersionId,
         invoked_function_arn: String,
         request: InvokeRequest,
     ) -> InvokeResponse {
+        let version = function
+            .version(version)
+            .expect("the engine resolved this version in this function snapshot");
         let key = PoolKey::of(function, version);
         let request_id = request.request_id.clone();
         let executed_version = version.version_id().as_lambda_string();
@@ -760,19 +763,32 @@ impl Executor {
             }
             return;
         }
-        if let Some(after) = self.config.freeze_after {
-            let generation = environment.generation();
-            let weak = Arc::downgrade(&environment);
-            tokio::spawn(async move {
-                tokio::time::sleep(after).await;
-                if let Some(environment) = weak.upgrade() {
-                    tokio::task::spawn_blocking(move || environment.freeze_if_unused(generation));
-                }
-            });
-        }
         self.lock_idle().entry(key).or_default().push(Idle {
             environment,
             since: Instant::now(),
+        });
+    }
+
+    /// Freezes idle environments that have waited long enough, off the async threads and
+    /// outside the pool lock.
+    fn freeze_idle(&self) {
+        let Some(after) = self.config.freeze_after else {
+            return;
+        };
+        let candidates: Vec<(Arc<Environment>, u64)> = self
+            .lock_idle()
+            .values()
+            .flatten()
+            .filter(|idle| idle.since.elapsed() >= after && !idle.environment.is_frozen())
+            .map(|idle| (Arc::clone(&idle.environment), idle.environment.generation()))
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        tokio::task::spawn_blocking(move || {
+            for (environment, generation) in candidates {
+                environment.freeze_if_unused(generation);
+            }
         });
     }
 
@@ -785,8 +801,10 @@ impl Executor {
         Some(tmp)
     }
 
-    /// Shuts down environments idle past the keep-alive, or dead, and drops old spare volumes.
+    /// Shuts down environments idle past the keep-alive, or dead, drops old spare volumes, and
+    /// freezes environments idle past `freeze_after`.
     fn reap(&self) {
+        self.freeze_idle();
         let keep_alive = self.config.keep_alive;
         self.spare_tmp
             .lock()
