@@ -36,7 +36,7 @@ pub(crate) async fn handle(
             .and_then(|value| value.parse().ok())
             .unwrap_or(0);
         let follow = param("follow") == Some("true");
-        return Some(crate::logs_endpoint::serve(state, function, since, follow));
+        return Some(crate::logs_endpoint::serve(state, function, since, follow).await);
     }
     if let Some(digest) = path
         .strip_prefix("code/")

@@ -18,11 +18,11 @@ use crate::ApiState;
 use crate::error::ApiError;
 
 /// Serves the logs of `function` since `since` (epoch milliseconds).
-pub(crate) fn serve(state: &ApiState, function: &str, since: i64, follow: bool) -> Response {
+pub(crate) async fn serve(state: &ApiState, function: &str, since: i64, follow: bool) -> Response {
     let group: Arc<str> = Arc::from(log_group(state, function));
     // Subscribe before reading the stored events, so nothing falls between the two.
     let live = follow.then(|| state.engine().logs().subscribe());
-    let stored = match state.engine().logs().read(&group, since) {
+    let stored = match state.engine().logs().read(&group, since).await {
         Ok(events) => events,
         Err(error) => {
             tracing::error!(%error, %group, "reading logs failed");

@@ -419,13 +419,21 @@ impl Cgroup {
         Ok(())
     }
 
-    /// The highest memory use so far, in bytes.
-    pub(crate) fn memory_peak(&self) -> Option<u64> {
-        let file = match self {
+    /// The file holding the highest memory use so far, in bytes.
+    pub(crate) fn memory_peak_path(&self) -> PathBuf {
+        match self {
             Cgroup::V1 { memory, .. } => memory.join("memory.max_usage_in_bytes"),
             Cgroup::V2 { dir } => dir.join("memory.peak"),
-        };
-        fs::read_to_string(file).ok()?.trim().parse().ok()
+        }
+    }
+
+    /// The highest memory use so far, in bytes.
+    pub(crate) fn memory_peak(&self) -> Option<u64> {
+        fs::read_to_string(self.memory_peak_path())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// How many times the kernel's OOM killer killed a process of this cgroup.

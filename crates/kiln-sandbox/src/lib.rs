@@ -27,7 +27,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
 pub use cgroup::CgroupVersion;
-pub use sys::{ExitStatus, set_nonblocking};
+pub use sys::{ExitStatus, raise_open_files_limit, set_nonblocking};
 
 use cgroup::{Cgroup, CgroupLimits, CgroupParent};
 
@@ -409,6 +409,9 @@ pub struct Sandbox {
     /// Accounting read when the sandbox exited, before its cgroup was removed.
     final_stats: Arc<Mutex<Option<FinalStats>>>,
     frozen: Mutex<bool>,
+    /// The cgroup's peak-memory file, opened on first use and re-read in place: it is read
+    /// after every invocation, and a path walk and open each time cost more than the read.
+    memory_peak_file: std::sync::OnceLock<Option<std::fs::File>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -472,6 +475,7 @@ impl Sandbox {
             exit,
             final_stats,
             frozen: Mutex::new(false),
+            memory_peak_file: std::sync::OnceLock::new(),
         })
     }
 
@@ -557,7 +561,20 @@ impl Sandbox {
             return stats.memory_peak;
         }
         match &self.cgroup {
-            Some(cgroup) => cgroup.memory_peak(),
+            Some(cgroup) => {
+                use std::os::unix::fs::FileExt;
+                let file = self
+                    .memory_peak_file
+                    .get_or_init(|| std::fs::File::open(cgroup.memory_peak_path()).ok())
+                    .as_ref()?;
+                let mut buffer = [0u8; 32];
+                let read = file.read_at(&mut buffer, 0).ok()?;
+                std::str::from_utf8(&buffer[..read])
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()
+            }
             None => {
                 let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
                 let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;

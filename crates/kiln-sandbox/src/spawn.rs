@@ -441,11 +441,6 @@ fn child_main(plan: &ChildPlan, sync_fd: RawFd, error_fd: RawFd) -> ! {
         )
     );
     step!(Step::Hostname, sys::sethostname(c"localhost"));
-    step!(
-        Step::Limits,
-        sys::set_rlimit(libc::RLIMIT_NOFILE, plan.open_files)
-    );
-    step!(Step::Limits, sys::set_rlimit(libc::RLIMIT_CORE, 0));
     let null = match sys::open_read_only(c"/dev/null") {
         Ok(fd) => fd,
         Err(errno) => fail(Step::Stdio, errno),
@@ -454,6 +449,14 @@ fn child_main(plan: &ChildPlan, sync_fd: RawFd, error_fd: RawFd) -> ! {
     step!(Step::Stdio, sys::dup2(plan.stdout.as_raw_fd(), 1));
     step!(Step::Stdio, sys::dup2(plan.stderr.as_raw_fd(), 2));
     step!(Step::CloseFds, sys::cloexec_from_3());
+    // Only now: the child still holds every descriptor of the server (closed at exec), so an
+    // open-files limit set earlier would make opening /dev/null fail with EMFILE once the
+    // server has more descriptors than the sandbox may.
+    step!(
+        Step::Limits,
+        sys::set_rlimit(libc::RLIMIT_NOFILE, plan.open_files)
+    );
+    step!(Step::Limits, sys::set_rlimit(libc::RLIMIT_CORE, 0));
     step!(Step::Chdir, sys::chdir(&plan.cwd));
     step!(Step::Credentials, sys::drop_privileges(plan.uid, plan.gid));
     step!(Step::NoNewPrivs, sys::set_no_new_privs());

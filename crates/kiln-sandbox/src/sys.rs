@@ -151,6 +151,29 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// Raises this process's soft open-files limit to its hard limit (capped at the kernel's usual
+/// `nr_open`, 2^20) and returns the limit now in force. Every execution environment holds a few
+/// descriptors in the server, and the soft default on many systems is only 1,024.
+pub fn raise_open_files_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a valid, initialised rlimit.
+    check(libc::c_long::from(unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit)
+    }))?;
+    let wanted = limit.rlim_max.min(1 << 20);
+    if limit.rlim_cur < wanted {
+        limit.rlim_cur = wanted;
+        // SAFETY: setrlimit reads a valid rlimit; the soft value does not exceed the hard one.
+        check(libc::c_long::from(unsafe {
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit)
+        }))?;
+    }
+    Ok(limit.rlim_cur)
+}
+
 /// Sets `O_NONBLOCK` on a descriptor (for tokio's pipe readers).
 pub fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL on a valid fd.

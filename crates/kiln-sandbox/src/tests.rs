@@ -383,3 +383,75 @@ async fn sandboxes_start_while_other_threads_come_and_go() {
         churner.join().unwrap();
     }
 }
+
+/// A server with more descriptors open than a sandbox may have still starts sandboxes, and
+/// the sandbox gets its own limit.
+#[tokio::test]
+async fn sandboxes_start_while_the_server_holds_many_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(sandboxer) = isolating(dir.path()) else {
+        return;
+    };
+    // The sandbox's limit below is 256; hold more than that in this process.
+    let held: Vec<std::fs::File> = (0..400)
+        .map(|_| std::fs::File::open("/dev/null").unwrap())
+        .collect();
+    let run = run_to_end(&sandboxer, "ulimit -n", host_system_mounts(), 64).await;
+    assert_eq!(run.status, ExitStatus::Exited(0));
+    assert_eq!(run.stdout, "256\n");
+    drop(held);
+}
+
+/// The peak-memory reading follows a running sandbox (it is re-read in place after every
+/// invocation, not captured once).
+#[tokio::test]
+async fn peak_memory_is_read_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(sandboxer) = isolating(dir.path()) else {
+        return;
+    };
+    if !sandboxer.capabilities().tier.limits() || !Path::new("/usr/bin/python3").exists() {
+        eprintln!("no cgroups or no /usr/bin/python3 here");
+        return;
+    }
+    let (_stdout_read, stdout_write) = pipe_pair();
+    let (_stderr_read, stderr_write) = pipe_pair();
+    let sandbox = sandboxer
+        .spawn(SandboxSpec {
+            id: format!("peak-{}", std::process::id()),
+            program: "/usr/bin/python3".into(),
+            args: vec![
+                "-c".into(),
+                "import time; time.sleep(0.5); x = b'x' * (48 << 20); time.sleep(30)".into(),
+            ],
+            env: Vec::new(),
+            cwd: "/".into(),
+            mounts: host_system_mounts(),
+            limits: Limits {
+                memory_bytes: 256 << 20,
+                cpu_cores: None,
+                pids: 64,
+                open_files: 256,
+            },
+            stdout: stdout_write,
+            stderr: stderr_write,
+        })
+        .await
+        .unwrap();
+    let before = sandbox.memory_peak().expect("a live reading");
+    assert!(before < 40 << 20, "{before}");
+    let mut after = before;
+    for _ in 0..100 {
+        after = sandbox.memory_peak().expect("a live reading");
+        if after >= 48 << 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        after >= 48 << 20,
+        "the peak grew from {before} to only {after}"
+    );
+    sandbox.kill();
+    let _ = tokio::time::timeout(Duration::from_secs(5), sandbox.wait()).await;
+}

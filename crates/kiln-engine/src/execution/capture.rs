@@ -25,7 +25,7 @@ pub(crate) type ReportLine = Box<dyn FnOnce() -> String + Send>;
 
 enum Control {
     Platform(String),
-    Begin,
+    Begin(String),
     Finish {
         lines: Vec<String>,
         report: ReportLine,
@@ -89,9 +89,10 @@ impl Capture {
         let _ = self.control.send(Control::Platform(line));
     }
 
-    /// Starts collecting an invocation's lines for its tail.
-    pub(crate) fn begin(&self) {
-        let _ = self.control.send(Control::Begin);
+    /// Starts collecting an invocation's lines for its tail, with its first platform line
+    /// (`START ...` or `INIT_START ...`).
+    pub(crate) fn begin(&self, first_line: String) {
+        let _ = self.control.send(Control::Begin(first_line));
     }
 
     /// Ends an invocation: drains pending output, writes `lines` (platform errors, `END`),
@@ -250,7 +251,10 @@ impl Task {
                 command = self.commands.recv() => match command {
                     None => return,
                     Some(Control::Platform(line)) => self.emit(line),
-                    Some(Control::Begin) => self.tail = Some(String::new()),
+                    Some(Control::Begin(line)) => {
+                        self.tail = Some(String::new());
+                        self.emit(line);
+                    }
                     Some(Control::Finish { lines, report, tail }) => {
                         let drained: Vec<String> = self
                             .stdout
@@ -349,8 +353,7 @@ mod tests {
             Arc::from("stream"),
         )
         .unwrap();
-        capture.begin();
-        capture.platform("START".into());
+        capture.begin("START".into());
         let mut out = std::fs::File::from(OwnedFd::from(out_write));
         let mut err = std::fs::File::from(OwnedFd::from(err_write));
         out.write_all(b"hello\nno newline").unwrap();

@@ -308,8 +308,7 @@ impl Executor {
             },
         };
 
-        environment.capture.begin();
-        environment.capture.platform(format!(
+        environment.capture.begin(format!(
             "START RequestId: {request_id} Version: {executed_version}"
         ));
         let deadline =
@@ -640,8 +639,7 @@ impl Executor {
         )
         .map_err(|error| fail("Sandbox.Failure", format!("Error: {error}")))?;
         // Collect from the start, so that init output is in a failed init's tail.
-        capture.begin();
-        capture.platform(format!(
+        capture.begin(format!(
             "INIT_START Runtime Version: {}:{}.kiln\tRuntime Version ARN: {}",
             config.runtime,
             env!("CARGO_PKG_VERSION"),
@@ -908,8 +906,7 @@ impl StartFailure {
     fn into_cold_start(self, request_id: &str) -> ColdStart {
         let message = format!("RequestId: {request_id} {}", self.message);
         let capture = Capture::without_output(self.logs, self.group, self.stream);
-        capture.begin();
-        capture.platform(message.clone());
+        capture.begin(message.clone());
         capture.platform(init_report(Duration::ZERO, "error", Some(&self.error_type)));
         ColdStart::Failed {
             payload: platform_error(&self.error_type, &message),
@@ -996,7 +993,9 @@ fn report_line(
     init: Option<Duration>,
     status: Option<(&str, &str)>,
 ) -> String {
-    let millis = duration.as_secs_f64() * 1000.0;
+    // Billed from the duration as printed, so the two never disagree (881.004 ms is printed
+    // as 881.00 and billed as 881).
+    let millis = (duration.as_secs_f64() * 100_000.0).round() / 100.0;
     let billed = millis.ceil().max(1.0) as u64;
     let used_mb = peak_bytes.map_or(0, |bytes| bytes.div_ceil(1 << 20));
     let mut line = format!(
@@ -1190,6 +1189,11 @@ mod tests {
             line,
             "REPORT RequestId: id\tDuration: 3.30 ms\tBilled Duration: 4 ms\tMemory Size: 128 MB\t\
              Max Memory Used: 37 MB\tInit Duration: 116.99 ms\t"
+        );
+        let line = report_line("id", Duration::from_micros(881_004), 128, None, None, None);
+        assert!(
+            line.contains("\tDuration: 881.00 ms\tBilled Duration: 881 ms\t"),
+            "{line}"
         );
         let line = report_line(
             "id",
