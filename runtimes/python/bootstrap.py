@@ -4,14 +4,18 @@ Standard library only, started as `python3 bootstrap.py` with the Lambda environ
 (`_HANDLER`, `AWS_LAMBDA_RUNTIME_API`, `LAMBDA_TASK_ROOT`, ...). It behaves like AWS's Python
 runtime interface client (awslambdaric): same context object, same error payloads and error
 types (`Runtime.ImportModuleError`, `Runtime.HandlerNotFound`, `Runtime.UserCodeSyntaxError`,
-...), same `[LEVEL]\\ttimestamp\\trequestId\\tmessage` log lines. It speaks HTTP/1.1 over a raw
-socket because `http.client` and its `email` imports cost more than the rest of start-up.
+...), same `[LEVEL]\\ttimestamp\\trequestId\\tmessage` log lines.
+
+Start-up time is the cold start, so imports are kept to what every invocation needs: HTTP/1.1
+is spoken over the C socket module directly (`http.client` and its `email` imports, even
+`socket.py` and the `idna` codec that name resolution pulls in, cost more than the rest), and
+`logging` is configured when the function imports it rather than imported up front.
 """
 
+import _socket
 import importlib
 import json
 import os
-import socket
 import sys
 import time
 
@@ -28,8 +32,20 @@ class RuntimeApiClient:
         self.buffer = b""
 
     def _connect(self):
-        self.sock = socket.create_connection(self.address)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        host, port = self.address
+        try:
+            _socket.inet_aton(host)
+        except OSError:
+            # A name, not an address: resolve it (Kiln always gives an address).
+            host = _socket.getaddrinfo(host, port, _socket.AF_INET, _socket.SOCK_STREAM)[0][4][0]
+        sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+        try:
+            sock.connect((host, port))
+        except OSError:
+            sock.close()
+            raise
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        self.sock = sock
         self.buffer = b""
 
     def request(self, method, path, body=b"", headers=None):
@@ -222,9 +238,8 @@ class LambdaContext:
 CURRENT_REQUEST_ID = [""]
 
 
-def configure_logging():
+def configure_logging(logging):
     """The root logger writes `[LEVEL]\\ttimestamp\\trequestId\\tmessage`, as on Lambda."""
-    import logging
 
     class LambdaFormatter(logging.Formatter):
         def format(self, record):
@@ -243,6 +258,52 @@ def configure_logging():
     level = os.environ.get("AWS_LAMBDA_LOG_LEVEL")
     if level:
         root.setLevel(level.upper())
+
+
+class ConfigureLoggingOnImport:
+    """A meta path finder that configures `logging` right after the function first imports it.
+
+    Importing `logging` costs several milliseconds of cold start; functions that never log do
+    not pay it, and functions that do find it configured as on Lambda, wherever they import it.
+    """
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "logging":
+            return None
+        sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        spec.loader = ConfiguringLoader(spec.loader)
+        return spec
+
+
+class ConfiguringLoader:
+    """Loads `logging` with its own loader, then configures it."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __getattr__(self, name):
+        # get_source (for tracebacks), is_package, ...: the real loader's.
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        configure_logging(module)
+
+
+def install_logging():
+    if "logging" in sys.modules:
+        configure_logging(sys.modules["logging"])
+    else:
+        sys.meta_path.insert(0, ConfigureLoggingOnImport())
 
 
 def load_handler(handler):
@@ -323,7 +384,7 @@ def main():
             sys.path.insert(0, path)
     os.chdir(task_root)
     client = RuntimeApiClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
-    configure_logging()
+    install_logging()
     try:
         handler = load_handler(os.environ.get("_HANDLER", ""))
     except Exception as error:  # noqa: BLE001 - any failure while importing is an init error

@@ -227,6 +227,15 @@ PYTHON_FILES = {
     "importer.py": "import kiln_missing_dependency\n\ndef handler(event, context):\n    return 1\n",
     "syntax.py": "def handler(event, context)\n    return 1\n",
     "raiser.py": 'raise Exception("Runtime startup fails")\n',
+    # `logging` imported only when the handler runs; and never, to show the runtime does not.
+    "late_logging.py": (
+        "import sys\n\n"
+        "def handler(event, context):\n"
+        "    before = 'logging' in sys.modules\n"
+        "    import logging\n"
+        "    logging.getLogger('app').warning('late %s', 7)\n"
+        "    return {'imported_before': before}\n"
+    ),
 }
 PYTHON = make_zip(PYTHON_FILES)
 
@@ -685,6 +694,16 @@ def test_log_tail_has_the_function_output_between_start_and_report(
     assert_tail_shape(second, cold=False)
     assert second.request_id != request_id
     assert not any(request_id in line for line in second.lines), "each tail is one invocation"
+
+
+def test_python_logging_is_configured_even_when_imported_late(lambda_client, function_name):
+    """The runtime configures `logging` when the function imports it, not before (importing it
+    up front costs cold-start time); a late import still gets Lambda's format."""
+    create_raw(lambda_client, function_name, "python3.12", "late_logging.handler", PYTHON)
+    result = invoke(lambda_client, function_name)
+    assert result.payload == {"imported_before": False}
+    warning = rf"\[WARNING\]\t{ISO}\t{result.request_id}\tlate 7"
+    assert any(re.fullmatch(warning, line) for line in result.lines), result.lines
 
 
 def test_log_tail_is_the_last_4kb(lambda_client, function_name):

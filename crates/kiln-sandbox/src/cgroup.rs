@@ -7,6 +7,8 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The controllers Kiln uses in v1.
@@ -231,6 +233,16 @@ impl CgroupParent {
 
     /// Creates a sandbox's cgroup(s) with its limits.
     pub(crate) fn create_child(&self, id: &str, limits: CgroupLimits) -> io::Result<Cgroup> {
+        let cgroup = self.create_bare(id)?;
+        if let Err(error) = cgroup.apply(limits) {
+            cgroup.remove();
+            return Err(error);
+        }
+        Ok(cgroup)
+    }
+
+    /// Creates cgroup directories `id` with only the settings every sandbox gets.
+    fn create_bare(&self, id: &str) -> io::Result<Cgroup> {
         let cgroup = match self {
             CgroupParent::V1 {
                 memory,
@@ -246,9 +258,12 @@ impl CgroupParent {
             CgroupParent::V2 { dir } => Cgroup::V2 { dir: dir.join(id) },
         };
         for dir in cgroup.dirs() {
-            fs::create_dir(dir)?;
+            if let Err(error) = fs::create_dir(dir) {
+                cgroup.remove();
+                return Err(error);
+            }
         }
-        if let Err(error) = cgroup.apply(limits) {
+        if let Err(error) = cgroup.set_base() {
             cgroup.remove();
             return Err(error);
         }
@@ -269,6 +284,128 @@ impl CgroupParent {
         for dir in dirs {
             let _ = fs::remove_dir(dir);
         }
+    }
+}
+
+/// How many cgroups [`CgroupPool`] keeps ready.
+const SPARE_CGROUPS: usize = 4;
+
+/// Sandbox cgroups created ahead of time. Creating one (a directory per controller, a few
+/// writes) costs a few hundred microseconds, on the cold-start path unless done before: a
+/// sandbox takes a spare, gets its limits (one or two writes) and a spare is made again in
+/// the background.
+#[derive(Debug)]
+pub(crate) struct CgroupPool {
+    parent: CgroupParent,
+    /// Spares and the `pids.max` each was created with.
+    spares: Mutex<Vec<(Cgroup, u32)>>,
+    /// The pids limit of the last sandbox: spares get it too.
+    pids: AtomicU32,
+    refilling: AtomicBool,
+}
+
+impl CgroupPool {
+    pub(crate) fn new(parent: CgroupParent) -> Self {
+        Self {
+            parent,
+            spares: Mutex::new(Vec::new()),
+            pids: AtomicU32::new(0),
+            refilling: AtomicBool::new(false),
+        }
+    }
+
+    fn lock_spares(&self) -> std::sync::MutexGuard<'_, Vec<(Cgroup, u32)>> {
+        self.spares
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn new_id(&self) -> String {
+        // Unique in the process: several sandboxers (tests) share the parent `kiln-<pid>`.
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        format!("sb-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A cgroup with `limits`: a spare if there is one, else a new one.
+    pub(crate) fn take(self: &Arc<Self>, limits: CgroupLimits) -> io::Result<Cgroup> {
+        self.pids.store(limits.pids, Ordering::Relaxed);
+        let spare = self.lock_spares().pop();
+        let cgroup = match spare {
+            Some((cgroup, pids)) => {
+                let limited = cgroup
+                    .set_memory(limits.memory_bytes)
+                    .and_then(|()| {
+                        if pids == limits.pids {
+                            Ok(())
+                        } else {
+                            cgroup.set_pids(limits.pids)
+                        }
+                    })
+                    .and_then(|()| match limits.cpu_cores {
+                        Some(_) => cgroup.set_cpu(limits.cpu_cores),
+                        None => Ok(()),
+                    });
+                if let Err(error) = limited {
+                    cgroup.remove();
+                    return Err(error);
+                }
+                cgroup
+            }
+            None => self.parent.create_child(&self.new_id(), limits)?,
+        };
+        self.refill_in_background();
+        Ok(cgroup)
+    }
+
+    /// Makes spares until there are enough (blocking).
+    pub(crate) fn refill(&self) {
+        while self.lock_spares().len() < SPARE_CGROUPS {
+            let pids = self.pids.load(Ordering::Relaxed);
+            let made = self.parent.create_bare(&self.new_id()).and_then(|cgroup| {
+                if pids == 0 {
+                    return Ok((cgroup, 0));
+                }
+                match cgroup.set_pids(pids) {
+                    Ok(()) => Ok((cgroup, pids)),
+                    Err(error) => {
+                        cgroup.remove();
+                        Err(error)
+                    }
+                }
+            });
+            match made {
+                Ok(spare) => self.lock_spares().push(spare),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot prepare a spare sandbox cgroup");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn refill_in_background(self: &Arc<Self>) {
+        if self.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = Arc::clone(self);
+        let refill = move || {
+            pool.refill();
+            pool.refilling.store(false, Ordering::Release);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(refill);
+            }
+            Err(_) => refill(),
+        }
+    }
+
+    /// Removes the spares, then the parent (at shutdown; sandboxes must be gone).
+    pub(crate) fn remove(&self) {
+        for (cgroup, _) in self.lock_spares().drain(..) {
+            cgroup.remove();
+        }
+        self.parent.remove();
     }
 }
 
@@ -348,28 +485,49 @@ impl Cgroup {
     }
 
     fn apply(&self, limits: CgroupLimits) -> io::Result<()> {
+        self.set_base()?;
+        self.set_memory(limits.memory_bytes)?;
+        self.set_pids(limits.pids)?;
+        self.set_cpu(limits.cpu_cores)
+    }
+
+    /// Settings every sandbox cgroup gets, whatever its limits.
+    fn set_base(&self) -> io::Result<()> {
+        let memory = match self {
+            Cgroup::V1 { memory, .. } => memory,
+            Cgroup::V2 { .. } => return Ok(()),
+        };
+        let _ = fs::write(memory.join("memory.swappiness"), "0");
+        Ok(())
+    }
+
+    /// The memory limit; exceeding it is an OOM kill, as on Lambda (swap is forbidden).
+    fn set_memory(&self, bytes: u64) -> io::Result<()> {
         match self {
-            Cgroup::V1 { memory, pids, .. } => {
-                fs::write(
-                    memory.join("memory.limit_in_bytes"),
-                    limits.memory_bytes.to_string(),
-                )?;
+            Cgroup::V1 { memory, .. } => {
+                fs::write(memory.join("memory.limit_in_bytes"), bytes.to_string())?;
                 // Without swap accounting this file is absent; with it, forbid swapping so that
                 // exceeding the limit is an OOM kill as on Lambda.
                 let swap = memory.join("memory.memsw.limit_in_bytes");
                 if swap.exists() {
-                    fs::write(swap, limits.memory_bytes.to_string())?;
+                    fs::write(swap, bytes.to_string())?;
                 }
-                let _ = fs::write(memory.join("memory.swappiness"), "0");
-                fs::write(pids.join("pids.max"), limits.pids.to_string())?;
+                Ok(())
             }
             Cgroup::V2 { dir } => {
-                fs::write(dir.join("memory.max"), limits.memory_bytes.to_string())?;
+                fs::write(dir.join("memory.max"), bytes.to_string())?;
                 let _ = fs::write(dir.join("memory.swap.max"), "0");
-                fs::write(dir.join("pids.max"), limits.pids.to_string())?;
+                Ok(())
             }
         }
-        self.set_cpu(limits.cpu_cores)
+    }
+
+    fn set_pids(&self, pids: u32) -> io::Result<()> {
+        let dir = match self {
+            Cgroup::V1 { pids, .. } => pids,
+            Cgroup::V2 { dir } => dir,
+        };
+        fs::write(dir.join("pids.max"), pids.to_string())
     }
 
     /// Sets (or lifts, with `None`) the CPU quota.
@@ -411,12 +569,12 @@ impl Cgroup {
         }
     }
 
-    /// Moves a process into this cgroup.
-    pub(crate) fn attach(&self, pid: i32) -> io::Result<()> {
-        for dir in self.dirs() {
-            fs::write(dir.join("cgroup.procs"), pid.to_string())?;
-        }
-        Ok(())
+    /// The `cgroup.procs` file of each of this cgroup's directories.
+    pub(crate) fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs()
+            .into_iter()
+            .map(|dir| dir.join("cgroup.procs"))
+            .collect()
     }
 
     /// The file holding the highest memory use so far, in bytes.

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 pub use cgroup::CgroupVersion;
 pub use sys::{ExitStatus, raise_open_files_limit, set_nonblocking};
 
-use cgroup::{Cgroup, CgroupLimits, CgroupParent};
+use cgroup::{Cgroup, CgroupLimits, CgroupParent, CgroupPool};
 
 /// Why a sandbox could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,24 @@ pub enum Mount {
     Tmpfs { target: PathBuf, size_bytes: u64 },
     /// A symbolic link `link` pointing to `target`.
     Symlink { target: PathBuf, link: PathBuf },
+    /// A [`TmpVolume`] at `target`, writable (see [`TmpVolume::mount_at`]).
+    Volume {
+        volume: VolumeHandle,
+        target: PathBuf,
+    },
 }
+
+/// A detached filesystem that sandboxes attach (compared by identity).
+#[derive(Debug, Clone)]
+pub struct VolumeHandle(Arc<OwnedFd>);
+
+impl PartialEq for VolumeHandle {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for VolumeHandle {}
 
 /// Resource limits of one sandbox.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -151,8 +168,10 @@ pub struct Capabilities {
 pub struct Sandboxer {
     config: SandboxerConfig,
     capabilities: Capabilities,
-    cgroups: Option<CgroupParent>,
+    cgroups: Option<Arc<CgroupPool>>,
     spawner: Option<Mutex<mpsc::Sender<spawn::SpawnJob>>>,
+    /// Whether `/tmp` volumes can be detached mounts (the new mount API, Linux 5.2+).
+    detached_volumes: bool,
 }
 
 impl Sandboxer {
@@ -184,12 +203,18 @@ impl Sandboxer {
                 match probe_cgroups() {
                     Ok((found, parent)) => {
                         version = Some(found);
-                        cgroups = Some(parent);
+                        let pool = Arc::new(CgroupPool::new(parent));
+                        pool.refill();
+                        cgroups = Some(pool);
                     }
                     Err(reason) => limitations.push(reason),
                 }
             }
         }
+        let detached_volumes = spawner.is_some()
+            && sys::detached_tmpfs(1 << 20)
+                .and_then(|volume| sys::clone_detached(&volume))
+                .is_ok();
         let tier = match (&spawner, &version) {
             (None, _) => Tier::Plain,
             (Some(_), Some(CgroupVersion::V1)) => Tier::NamespacesCgroupV1,
@@ -205,6 +230,7 @@ impl Sandboxer {
             },
             cgroups,
             spawner,
+            detached_volumes,
         }
     }
 
@@ -237,23 +263,20 @@ impl Sandboxer {
             )));
         }
         let cgroup = match &self.cgroups {
-            Some(parent) => Some(
-                parent
-                    .create_child(
-                        &spec.id,
-                        CgroupLimits {
-                            memory_bytes: spec.limits.memory_bytes,
-                            cpu_cores: spec.limits.cpu_cores,
-                            pids: spec.limits.pids,
-                        },
-                    )
-                    .map_err(SandboxError::Cgroup)?,
+            Some(pool) => Some(
+                pool.take(CgroupLimits {
+                    memory_bytes: spec.limits.memory_bytes,
+                    cpu_cores: spec.limits.cpu_cores,
+                    pids: spec.limits.pids,
+                })
+                .map_err(SandboxError::Cgroup)?,
             ),
             None => None,
         };
         let plan = spawn::ChildPlan::new(
             spec,
             &self.config.root_mount_point,
+            cgroup.as_ref(),
             self.config.uid,
             self.config.gid,
         );
@@ -270,11 +293,7 @@ impl Sandboxer {
         let sent = spawner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .send(spawn::SpawnJob {
-                plan,
-                cgroup: cgroup.clone(),
-                reply,
-            });
+            .send(spawn::SpawnJob { plan, reply });
         let started = match sent {
             Ok(()) => answer.await.unwrap_or(Err(SandboxError::SpawnerGone)),
             Err(_) => Err(SandboxError::SpawnerGone),
@@ -293,8 +312,8 @@ impl Sandboxer {
 
 impl Drop for Sandboxer {
     fn drop(&mut self) {
-        if let Some(parent) = &self.cgroups {
-            parent.remove();
+        if let Some(pool) = &self.cgroups {
+            pool.remove();
         }
     }
 }
@@ -336,7 +355,7 @@ fn probe_namespaces(root: &Path) -> Result<(), String> {
             sys::write_all(write.as_raw_fd(), &[code]);
             sys::exit_child(0)
         }
-        Ok(sys::Cloned::Parent { pidfd, .. }) => {
+        Ok(sys::Cloned::Parent { pidfd }) => {
             drop(write);
             let mut answer = Vec::new();
             let _ = std::io::Read::read_to_end(&mut std::fs::File::from(read), &mut answer);
@@ -613,32 +632,76 @@ impl Drop for Sandbox {
 /// mounted on the host (in the isolated tiers; a plain directory in the plain tier) and bound
 /// into a sandbox at `/tmp`. Lambda keeps `/tmp` when it restarts a runtime that timed out or
 /// crashed; so does Kiln, by handing the volume to the restarted sandbox.
+///
+/// Where the new mount API is available the volume is a detached tmpfs, held by a descriptor
+/// and attached inside each sandbox's own mount namespace: it is never mounted on the host, so
+/// environments do not pile mounts into the server's namespace (which every new sandbox would
+/// copy) and a killed server leaves nothing behind. Otherwise it is a tmpfs mounted under the
+/// data directory, bind-mounted into the sandbox; in the plain tier, a directory.
 #[derive(Debug)]
 pub struct TmpVolume {
-    dir: PathBuf,
-    mounted: bool,
+    kind: VolumeKind,
+}
+
+#[derive(Debug)]
+enum VolumeKind {
+    Detached(VolumeHandle),
+    HostMount(PathBuf),
+    Directory(PathBuf),
 }
 
 impl TmpVolume {
-    /// Creates the volume at `dir` (which must not exist).
+    /// Creates a volume of `size_bytes`; `dir` (which must not exist) is where it lives on the
+    /// host if it has to.
     pub fn create(sandboxer: &Sandboxer, dir: PathBuf, size_bytes: u64) -> std::io::Result<Self> {
+        if !sandboxer.capabilities.tier.isolates() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir_all(&dir)?;
+            // The sandbox user must be able to write its /tmp.
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))?;
+            return Ok(Self {
+                kind: VolumeKind::Directory(dir),
+            });
+        }
+        if sandboxer.detached_volumes {
+            return Ok(Self {
+                kind: VolumeKind::Detached(VolumeHandle(Arc::new(sys::detached_tmpfs(
+                    size_bytes,
+                )?))),
+            });
+        }
         std::fs::create_dir_all(&dir)?;
-        let mounted = sandboxer.capabilities.tier.isolates();
-        if mounted && let Err(error) = sys::mount_tmpfs(&dir, size_bytes) {
+        if let Err(error) = sys::mount_tmpfs(&dir, size_bytes) {
             let _ = std::fs::remove_dir(&dir);
             return Err(error);
         }
-        // The sandbox user must be able to write its /tmp.
-        if !mounted {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))?;
-        }
-        Ok(Self { dir, mounted })
+        Ok(Self {
+            kind: VolumeKind::HostMount(dir),
+        })
     }
 
-    /// The host directory.
-    pub fn path(&self) -> &Path {
-        &self.dir
+    /// How a sandbox mounts this volume at `target`.
+    pub fn mount_at(&self, target: impl Into<PathBuf>) -> Mount {
+        let target = target.into();
+        match &self.kind {
+            VolumeKind::Detached(volume) => Mount::Volume {
+                volume: volume.clone(),
+                target,
+            },
+            VolumeKind::HostMount(dir) | VolumeKind::Directory(dir) => Mount::Bind {
+                source: dir.clone(),
+                target,
+                writable: true,
+            },
+        }
+    }
+
+    /// The volume's host directory, where it has one (the plain tier points `TMPDIR` at it).
+    pub fn host_dir(&self) -> Option<&Path> {
+        match &self.kind {
+            VolumeKind::Detached(_) => None,
+            VolumeKind::HostMount(dir) | VolumeKind::Directory(dir) => Some(dir),
+        }
     }
 
     /// Removes volumes left under `parent` by a server that was killed.
@@ -656,12 +719,18 @@ impl TmpVolume {
 
 impl Drop for TmpVolume {
     fn drop(&mut self) {
-        if self.mounted
-            && let Err(error) = sys::unmount(&self.dir)
-        {
-            tracing::warn!(%error, dir = %self.dir.display(), "unmounting a /tmp volume failed");
+        match &self.kind {
+            VolumeKind::Detached(_) => {}
+            VolumeKind::HostMount(dir) => {
+                if let Err(error) = sys::unmount(dir) {
+                    tracing::warn!(%error, dir = %dir.display(), "unmounting a /tmp volume failed");
+                }
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            VolumeKind::Directory(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

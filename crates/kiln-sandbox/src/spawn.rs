@@ -2,9 +2,11 @@
 //!
 //! The parent turns a [`SandboxSpec`](crate::SandboxSpec) into a [`ChildPlan`]: every path,
 //! argument and environment string is a ready `CString`, every pointer array built. A dedicated
-//! spawner thread then calls `clone3` with new mount, PID, IPC and UTS namespaces. The child
-//! waits until the parent has placed it in its cgroups, then builds its root from the plan
-//! with system calls only and `execve`s the program; a failing step writes `(step, errno)` to an
+//! spawner thread then starts the child with `clone(CLONE_VM | CLONE_VFORK)` (as `posix_spawn`
+//! does: no page tables copied, so starting does not slow down as the server grows) and new
+//! mount, PID, IPC and UTS namespaces, and is suspended until the child execs or exits. The
+//! child resets its signal handlers, joins its cgroups, builds its root from the plan with
+//! system calls only and `execve`s the program; a failing step writes `(step, errno)` to an
 //! error pipe that closes on exec, so the parent learns whether the program started.
 //!
 //! The spawner is a dedicated thread because `PR_SET_PDEATHSIG` fires when the *thread* that
@@ -26,7 +28,7 @@ use crate::{Mount, SandboxError, SandboxSpec};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum Step {
-    Wait = 1,
+    Signals = 1,
     PrivatePropagation,
     RootTmpfs,
     Mkdir,
@@ -47,12 +49,14 @@ pub(crate) enum Step {
     NoNewPrivs,
     DeathSignal,
     Exec,
+    AttachVolume,
+    JoinCgroup,
 }
 
 impl Step {
     fn from_byte(byte: u8) -> &'static str {
-        const NAMES: [&str; 21] = [
-            "waiting for the parent",
+        const NAMES: [&str; 23] = [
+            "resetting signal handlers",
             "making mounts private",
             "mounting the root tmpfs",
             "creating a directory",
@@ -73,6 +77,8 @@ impl Step {
             "setting no_new_privs",
             "setting the parent-death signal",
             "executing the program",
+            "attaching a volume",
+            "joining its cgroup",
         ];
         NAMES
             .get(usize::from(byte).wrapping_sub(1))
@@ -98,6 +104,8 @@ pub(crate) struct ChildPlan {
     symlinks: Vec<(CString, CString)>,
     binds: Vec<PlannedBind>,
     tmpfs: Vec<(CString, CString)>,
+    /// Detached mounts (a clone per sandbox, open in the child) and where they go.
+    volumes: Vec<(OwnedFd, CString)>,
     proc_dir: CString,
     cwd: CString,
     program: CString,
@@ -105,6 +113,8 @@ pub(crate) struct ChildPlan {
     argv_pointers: Vec<*const libc::c_char>,
     _envp: Vec<CString>,
     envp_pointers: Vec<*const libc::c_char>,
+    /// The `cgroup.procs` files the child writes itself into.
+    cgroup_procs: Vec<CString>,
     uid: u32,
     gid: u32,
     open_files: u64,
@@ -135,6 +145,7 @@ impl ChildPlan {
     pub(crate) fn new(
         spec: SandboxSpec,
         root: &Path,
+        cgroup: Option<&Cgroup>,
         uid: u32,
         gid: u32,
     ) -> Result<Self, SandboxError> {
@@ -156,6 +167,7 @@ impl ChildPlan {
         let mut symlinks = Vec::new();
         let mut binds = Vec::new();
         let mut tmpfs = Vec::new();
+        let mut volumes = Vec::new();
         for mount in &spec.mounts {
             match mount {
                 Mount::Bind {
@@ -186,6 +198,11 @@ impl ChildPlan {
                         path_cstring(&under(root, target))?,
                         cstring(format!("mode=1777,size={size_bytes}").as_bytes())?,
                     ));
+                }
+                Mount::Volume { volume, target } => {
+                    ensure_dir(target);
+                    let clone = sys::clone_detached(&volume.0).map_err(SandboxError::Io)?;
+                    volumes.push((clone, path_cstring(&under(root, target))?));
                 }
                 Mount::Symlink { target, link } => {
                     if let Some(parent) = link.parent() {
@@ -221,6 +238,7 @@ impl ChildPlan {
             symlinks,
             binds,
             tmpfs,
+            volumes,
             proc_dir: path_cstring(&under(root, Path::new("/proc")))?,
             cwd: path_cstring(&spec.cwd)?,
             program: path_cstring(&spec.program)?,
@@ -228,6 +246,12 @@ impl ChildPlan {
             _argv: argv,
             envp_pointers: pointers(&envp),
             _envp: envp,
+            cgroup_procs: cgroup
+                .map(Cgroup::procs_files)
+                .unwrap_or_default()
+                .iter()
+                .map(|path| path_cstring(path))
+                .collect::<Result<Vec<_>, _>>()?,
             uid,
             gid,
             open_files: u64::from(spec.limits.open_files),
@@ -240,7 +264,6 @@ impl ChildPlan {
 /// A request to the spawner thread.
 pub(crate) struct SpawnJob {
     pub plan: ChildPlan,
-    pub cgroup: Option<Cgroup>,
     pub reply: tokio::sync::oneshot::Sender<Result<(libc::pid_t, OwnedFd), SandboxError>>,
 }
 
@@ -250,65 +273,66 @@ impl std::fmt::Debug for SpawnJob {
     }
 }
 
+/// The child's stack: its set-up needs a few kilobytes; the rest is margin.
+const CHILD_STACK_BYTES: usize = 256 * 1024;
+
 /// Starts the spawner thread; it lives until the sender is dropped.
 pub(crate) fn start_spawner() -> io::Result<mpsc::Sender<SpawnJob>> {
     let (sender, receiver) = mpsc::channel::<SpawnJob>();
+    let (ready, started) = mpsc::channel::<io::Result<()>>();
     std::thread::Builder::new()
         .name("kiln-spawner".into())
         .spawn(move || {
+            let stack = match sys::ChildStack::new(CHILD_STACK_BYTES) {
+                Ok(stack) => {
+                    let _ = ready.send(Ok(()));
+                    stack
+                }
+                Err(error) => {
+                    let _ = ready.send(Err(error));
+                    return;
+                }
+            };
             for job in receiver {
-                let result = spawn_namespaced(&job.plan, job.cgroup.as_ref());
+                let result = spawn_namespaced(&job.plan, &stack);
                 // The plan (and its copies of the stdio descriptors) is dropped here, in the
                 // parent, after the child has its own copies.
                 drop(job.plan);
                 let _ = job.reply.send(result);
             }
         })?;
+    started
+        .recv()
+        .unwrap_or_else(|_| Err(io::Error::other("the spawner thread did not start")))?;
     Ok(sender)
 }
 
 /// Namespaces every sandbox gets.
-const NAMESPACES: u64 =
-    (libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS) as u64;
+const NAMESPACES: libc::c_int =
+    libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
 
 fn spawn_namespaced(
     plan: &ChildPlan,
-    cgroup: Option<&Cgroup>,
+    stack: &sys::ChildStack,
 ) -> Result<(libc::pid_t, OwnedFd), SandboxError> {
-    let (sync_read, sync_write) = sys::pipe().map_err(SandboxError::Io)?;
     let (error_read, error_write) = sys::pipe().map_err(SandboxError::Io)?;
-    match sys::clone3(NAMESPACES).map_err(SandboxError::Io)? {
-        sys::Cloned::Child => {
-            drop_in_child(&sync_write, &error_read);
-            child_main(plan, sync_read.as_raw_fd(), error_write.as_raw_fd())
-        }
-        sys::Cloned::Parent { pid, pidfd } => {
-            drop(sync_read);
-            drop(error_write);
-            let placed = cgroup.map_or(Ok(()), |cgroup| cgroup.attach(pid));
-            if let Err(error) = placed {
-                let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
-                reap(&pidfd);
-                return Err(SandboxError::Io(error));
-            }
-            // Release the child.
-            sys::write_all(sync_write.as_raw_fd(), b"g");
-            drop(sync_write);
-            let mut report = Vec::new();
-            let read =
-                std::io::Read::read_to_end(&mut std::fs::File::from(error_read), &mut report);
-            if read.is_ok() && report.len() >= 5 {
-                let step = Step::from_byte(report[0]);
-                let errno = i32::from_le_bytes([report[1], report[2], report[3], report[4]]);
-                reap(&pidfd);
-                return Err(SandboxError::Setup {
-                    step,
-                    source: io::Error::from_raw_os_error(errno),
-                });
-            }
-            Ok((pid, pidfd))
-        }
+    let error_fd = error_write.as_raw_fd();
+    let mut child = || -> libc::c_int { child_main(plan, error_fd) };
+    let (pid, pidfd) = sys::clone_vfork(NAMESPACES, stack, &mut child).map_err(SandboxError::Io)?;
+    // The child has exec'd (closing its copy of the write end) or reported and exited.
+    drop(error_write);
+    let mut report = Vec::new();
+    let read = std::io::Read::read_to_end(&mut std::fs::File::from(error_read), &mut report);
+    if read.is_ok() && report.len() >= 5 {
+        let step = Step::from_byte(report[0]);
+        let errno = i32::from_le_bytes([report[1], report[2], report[3], report[4]]);
+        reap(&pidfd);
+        return Err(SandboxError::Setup {
+            step,
+            source: io::Error::from_raw_os_error(errno),
+        });
     }
+    Ok((pid, pidfd))
 }
 
 /// Waits (briefly, synchronously) for a child that failed to start.
@@ -321,24 +345,8 @@ fn reap(pidfd: &OwnedFd) {
     }
 }
 
-/// In the child, the parent's ends of the pipes must not stay open (an inherited write end
-/// would keep the parent's read from seeing EOF). Forgotten, not dropped: dropping runs only
-/// `close`, but keeping the child's code to plain system calls is the rule.
-fn drop_in_child(sync_write: &OwnedFd, error_read: &OwnedFd) {
-    let _ = (sync_write, error_read);
-    close_raw(sync_write.as_raw_fd());
-    close_raw(error_read.as_raw_fd());
-}
-
-#[allow(unsafe_code)]
-fn close_raw(fd: RawFd) {
-    // SAFETY: closing a descriptor number in the child, whose OwnedFd copy is never dropped
-    // (the child ends in execve or _exit).
-    unsafe { libc::close(fd) };
-}
-
 /// The child's whole life before `execve`. System calls only.
-fn child_main(plan: &ChildPlan, sync_fd: RawFd, error_fd: RawFd) -> ! {
+fn child_main(plan: &ChildPlan, error_fd: RawFd) -> ! {
     let fail = |step: Step, errno: sys::Errno| -> ! {
         let errno = errno.to_le_bytes();
         sys::write_all(
@@ -354,7 +362,11 @@ fn child_main(plan: &ChildPlan, sync_fd: RawFd, error_fd: RawFd) -> ! {
             }
         };
     }
-    step!(Step::Wait, sys::read_byte(sync_fd));
+    step!(Step::Signals, sys::reset_signals());
+    // First, so that the set-up below is already limited and accounted to the sandbox.
+    for procs in &plan.cgroup_procs {
+        step!(Step::JoinCgroup, sys::join_cgroup(procs));
+    }
     step!(
         Step::PrivatePropagation,
         sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)
@@ -416,6 +428,12 @@ fn child_main(plan: &ChildPlan, sync_fd: RawFd, error_fd: RawFd) -> ! {
                 libc::MS_NOSUID | libc::MS_NODEV,
                 Some(options),
             )
+        );
+    }
+    for (volume, target) in &plan.volumes {
+        step!(
+            Step::AttachVolume,
+            sys::attach_detached(volume.as_raw_fd(), target)
         );
     }
     step!(

@@ -41,8 +41,8 @@ struct CloneArgs {
 /// What `clone3` returned in the calling process.
 #[derive(Debug)]
 pub(crate) enum Cloned {
-    /// In the parent: the child's pid and a pidfd for it.
-    Parent { pid: libc::pid_t, pidfd: OwnedFd },
+    /// In the parent: a pidfd for the child.
+    Parent { pidfd: OwnedFd },
     /// In the child.
     Child,
 }
@@ -71,15 +71,119 @@ pub(crate) fn clone3(namespace_flags: u64) -> io::Result<Cloned> {
     };
     match check(pid)? {
         0 => Ok(Cloned::Child),
-        pid => {
+        _ => {
             // SAFETY: on success the kernel stored a new, owned pidfd in `pidfd`.
             let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-            Ok(Cloned::Parent {
-                pid: pid as libc::pid_t,
-                pidfd,
-            })
+            Ok(Cloned::Parent { pidfd })
         }
     }
+}
+
+/// A stack for children started with [`clone_vfork`], reused from spawn to spawn: the parent
+/// waits until the child has exec'd or exited, after which nothing runs on it.
+#[derive(Debug)]
+pub(crate) struct ChildStack {
+    base: *mut libc::c_void,
+    size: usize,
+}
+
+impl ChildStack {
+    /// Maps `size` bytes (a multiple of the page size), the lowest page a guard.
+    pub(crate) fn new(size: usize) -> io::Result<Self> {
+        // SAFETY: an anonymous private mapping of `size` bytes; the result is checked.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let stack = Self { base, size };
+        // SAFETY: the first page of the mapping just made; an overflow faults instead of
+        // writing into whatever lies below.
+        check(libc::c_long::from(unsafe {
+            libc::mprotect(base, 4096, libc::PROT_NONE)
+        }))?;
+        Ok(stack)
+    }
+
+    fn top(&self) -> *mut libc::c_void {
+        // The stack grows down from the end of the mapping (16-byte aligned: size is a
+        // multiple of the page size).
+        self.base.wrapping_byte_add(self.size)
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping made in `new`, which nothing uses any more.
+        unsafe { libc::munmap(self.base, self.size) };
+    }
+}
+
+/// Starts a child with `CLONE_VM | CLONE_VFORK` (as `posix_spawn` does) in new namespaces
+/// (`namespace_flags`), running `child` on `stack`, and returns once the child has called
+/// `execve` or exited, with its pid and a pidfd.
+///
+/// Sharing the address space makes the start independent of the server's size (no page
+/// tables to copy), but the child then runs in the server's memory: `child` may only make
+/// system calls (see the module documentation), and signals stay blocked here until the child
+/// has reset every handler (it must, before it unblocks them).
+pub(crate) fn clone_vfork<F: FnMut() -> libc::c_int>(
+    namespace_flags: libc::c_int,
+    stack: &ChildStack,
+    child: &mut F,
+) -> io::Result<(libc::pid_t, OwnedFd)> {
+    extern "C" fn trampoline<F: FnMut() -> libc::c_int>(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the `&mut F` given to clone below; the parent is suspended
+        // (CLONE_VFORK) and keeps it alive until the child execs or exits.
+        let child = unsafe { &mut *arg.cast::<F>() };
+        child()
+    }
+    let mut all_signals = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let mut previous = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset initialises the set; pthread_sigmask reads it and writes `previous`.
+    unsafe {
+        libc::sigfillset(all_signals.as_mut_ptr());
+        libc::pthread_sigmask(
+            libc::SIG_SETMASK,
+            all_signals.as_ptr(),
+            previous.as_mut_ptr(),
+        );
+    }
+    let mut pidfd: libc::c_int = -1;
+    // SAFETY: the stack is a live mapping owned by the caller and unused by anyone else; `child`
+    // outlives the call (see the trampoline); with CLONE_PIDFD the kernel stores the pidfd
+    // through the parent_tid argument, which points to `pidfd`.
+    let pid = unsafe {
+        libc::clone(
+            trampoline::<F>,
+            stack.top(),
+            libc::CLONE_VM
+                | libc::CLONE_VFORK
+                | libc::CLONE_PIDFD
+                | namespace_flags
+                | libc::SIGCHLD,
+            std::ptr::from_mut(child).cast::<libc::c_void>(),
+            std::ptr::addr_of_mut!(pidfd),
+        )
+    };
+    let error = io::Error::last_os_error();
+    // SAFETY: restores the mask saved above.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, previous.as_ptr(), std::ptr::null_mut());
+    }
+    if pid == -1 {
+        return Err(error);
+    }
+    // SAFETY: on success the kernel stored a new, owned pidfd in `pidfd`.
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
 }
 
 /// A pidfd for an existing child (for processes started with `std::process::Command`).
@@ -149,6 +253,81 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }))?;
     // SAFETY: both fds were just created by the kernel and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+// The new mount API (Linux 5.2+), from <linux/mount.h>; the libc crate has the system call
+// numbers but not these flags.
+const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
+const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
+const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
+const OPEN_TREE_CLONE: libc::c_uint = 0x1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+/// A new tmpfs of `size_bytes`, mode 1777, nosuid and nodev, attached to no mount namespace:
+/// it lives as long as a descriptor or a mount refers to it, so a killed server leaves nothing
+/// mounted, and cloning mount namespaces never copies it.
+pub(crate) fn detached_tmpfs(size_bytes: u64) -> io::Result<OwnedFd> {
+    // SAFETY: fsopen with a NUL-terminated name and flags; returns a new fd or -1.
+    let context =
+        check(unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: the kernel just created this descriptor; it is owned by nobody else.
+    let context = unsafe { OwnedFd::from_raw_fd(context as RawFd) };
+    let size = std::ffi::CString::new(size_bytes.to_string()).expect("digits have no NUL");
+    for (key, value) in [(c"size", size.as_c_str()), (c"mode", c"1777")] {
+        // SAFETY: fsconfig on the context with two NUL-terminated strings.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                context.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                key.as_ptr(),
+                value.as_ptr(),
+                0,
+            )
+        })?;
+    }
+    let no_string: *const libc::c_char = std::ptr::null();
+    // SAFETY: fsconfig's create command takes no key or value.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            context.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            no_string,
+            no_string,
+            0,
+        )
+    })?;
+    // SAFETY: fsmount on the configured context; returns a new mount fd or -1.
+    let mount = check(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            context.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        )
+    })?;
+    // SAFETY: as above.
+    Ok(unsafe { OwnedFd::from_raw_fd(mount as RawFd) })
+}
+
+/// A new detached mount of the same filesystem as the detached mount `mount`: each sandbox
+/// attaches its own, and the filesystem outlives them all.
+pub(crate) fn clone_detached(mount: &OwnedFd) -> io::Result<OwnedFd> {
+    // SAFETY: open_tree on a mount fd with an empty path; returns a new mount fd or -1.
+    let clone = check(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            mount.as_raw_fd(),
+            c"".as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint,
+        )
+    })?;
+    // SAFETY: the kernel just created this descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(clone as RawFd) })
 }
 
 /// Raises this process's soft open-files limit to its hard limit (capped at the kernel's usual
@@ -280,6 +459,89 @@ pub(crate) fn mount(
     })
 }
 
+/// Resets every signal's disposition to the default and unblocks them all. The child of
+/// [`clone_vfork`] runs in the server's memory with its signal handlers installed: a signal
+/// handled before this would run the server's handler in the child.
+pub(crate) fn reset_signals() -> Result<(), Errno> {
+    /// The kernel's `struct sigaction` (not glibc's).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    let no_old: *mut KernelSigaction = std::ptr::null_mut();
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction with a valid kernel sigaction and the kernel's sigset size.
+        // Numbers the kernel refuses (none in 1..=64 but the two above) just fail.
+        let _ = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                std::ptr::addr_of!(default),
+                no_old,
+                8usize,
+            )
+        };
+    }
+    let empty: u64 = 0;
+    let no_old_mask: *mut u64 = std::ptr::null_mut();
+    // SAFETY: rt_sigprocmask with an empty kernel sigset.
+    check_child(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            std::ptr::addr_of!(empty),
+            no_old_mask,
+            8usize,
+        )
+    })
+}
+
+/// Moves the calling process into the cgroup whose `cgroup.procs` is `procs` ("0": oneself).
+pub(crate) fn join_cgroup(procs: &CStr) -> Result<(), Errno> {
+    // SAFETY: a NUL-terminated path.
+    let fd = unsafe { libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd == -1 {
+        return Err(last_errno());
+    }
+    // SAFETY: writing one byte from a static buffer to the fd just opened.
+    let written = unsafe { libc::write(fd, c"0".as_ptr().cast(), 1) };
+    let result = if written == 1 {
+        Ok(())
+    } else {
+        Err(last_errno())
+    };
+    // SAFETY: closing the fd just opened.
+    unsafe { libc::close(fd) };
+    result
+}
+
+/// Attaches the detached mount `mount` at `target` (in this process's mount namespace).
+pub(crate) fn attach_detached(mount: RawFd, target: &CStr) -> Result<(), Errno> {
+    // SAFETY: move_mount from a mount fd (empty path) to a NUL-terminated target path.
+    check_child(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mount,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+}
+
 pub(crate) fn mkdir(path: &CStr, mode: libc::mode_t) -> Result<(), Errno> {
     // SAFETY: a NUL-terminated path.
     match ok_or_errno(unsafe { libc::mkdir(path.as_ptr(), mode) }) {
@@ -390,22 +652,6 @@ pub(crate) fn set_parent_death_signal() -> Result<(), Errno> {
 pub(crate) fn sethostname(name: &CStr) -> Result<(), Errno> {
     // SAFETY: a pointer and length within the string.
     ok_or_errno(unsafe { libc::sethostname(name.as_ptr(), name.to_bytes().len()) })
-}
-
-/// Blocks until one byte (or EOF) can be read from `fd`.
-pub(crate) fn read_byte(fd: RawFd) -> Result<(), Errno> {
-    let mut byte = 0u8;
-    loop {
-        // SAFETY: reading at most one byte into a valid buffer.
-        let read = unsafe { libc::read(fd, std::ptr::addr_of_mut!(byte).cast(), 1) };
-        if read >= 0 {
-            return Ok(());
-        }
-        let errno = last_errno();
-        if errno != libc::EINTR {
-            return Err(errno);
-        }
-    }
 }
 
 /// Writes all of `bytes` (best effort: the child is about to exit anyway).

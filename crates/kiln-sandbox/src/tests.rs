@@ -455,3 +455,65 @@ async fn peak_memory_is_read_live() {
     sandbox.kill();
     let _ = tokio::time::timeout(Duration::from_secs(5), sandbox.wait()).await;
 }
+
+/// A `/tmp` volume: writable by the sandbox user, limited to its size, kept across sandboxes
+/// (a restarted environment finds its files), and never mounted in the server's namespace.
+#[tokio::test]
+async fn tmp_volumes_persist_across_sandboxes_and_stay_off_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(sandboxer) = isolating(dir.path()) else {
+        return;
+    };
+    let volume = TmpVolume::create(&sandboxer, dir.path().join("volume"), 1 << 20).unwrap();
+    let with_volume = || {
+        let mut mounts = host_system_mounts();
+        mounts.push(volume.mount_at("/tmp"));
+        mounts
+    };
+    let first = run_to_end(
+        &sandboxer,
+        "echo kept > /tmp/note && (dd if=/dev/zero of=/tmp/big bs=1024 count=2048 2>/dev/null \
+         || echo full); rm -f /tmp/big",
+        with_volume(),
+        64,
+    )
+    .await;
+    assert_eq!(
+        first.stdout.trim(),
+        "full",
+        "the volume is limited to its size"
+    );
+    let second = run_to_end(&sandboxer, "cat /tmp/note", with_volume(), 64).await;
+    assert_eq!(
+        second.stdout, "kept\n",
+        "a later sandbox sees the same volume"
+    );
+    if volume.host_dir().is_none() {
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains(&dir.path().display().to_string()),
+            "a detached volume is not mounted on the host"
+        );
+    }
+}
+
+/// The function starts with every signal at its default disposition and none blocked, whatever
+/// the server ignores (Rust ignores SIGPIPE) or blocks while it starts sandboxes.
+#[tokio::test]
+async fn sandboxed_processes_start_with_default_signals() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(sandboxer) = isolating(dir.path()) else {
+        return;
+    };
+    let run = run_to_end(
+        &sandboxer,
+        "grep -E '^Sig(Ign|Blk)' /proc/self/status",
+        host_system_mounts(),
+        64,
+    )
+    .await;
+    assert_eq!(
+        run.stdout,
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
+}

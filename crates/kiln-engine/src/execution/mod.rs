@@ -620,11 +620,7 @@ impl Executor {
                 )
             })?,
         };
-        mounts.push(Mount::Bind {
-            source: tmp.path().to_owned(),
-            target: "/tmp".into(),
-            writable: true,
-        });
+        mounts.push(tmp.mount_at("/tmp"));
 
         let pipe = || {
             kiln_sandbox_pipe().map_err(|error| fail("Sandbox.Failure", format!("Error: {error}")))
@@ -645,9 +641,9 @@ impl Executor {
             env!("CARGO_PKG_VERSION"),
             runtime_version_arn(&self.account, &config.runtime)
         ));
-        if !isolated {
+        if !isolated && let Some(dir) = tmp.host_dir() {
             // Plain processes share the host's /tmp; point temporary files at the volume.
-            env.push(("TMPDIR".into(), tmp.path().display().to_string()));
+            env.push(("TMPDIR".into(), dir.display().to_string()));
         }
         let spawned = Instant::now();
         let spec = SandboxSpec {
