@@ -1,17 +1,17 @@
 //! Capturing one environment's stdout and stderr, line by line, into its log stream.
 //!
-//! One task owns both pipes and the environment's platform lines (`INIT_START`, `START`,
-//! `END`, `REPORT`), so everything lands in the stream in order. When an invocation ends, the
-//! task first drains what the runtime wrote before posting its response (the bytes are already
-//! in the pipe), then writes `END` and `REPORT`: output is never reported after its `END`, and
-//! the invocation's tail (for `X-Amz-Log-Type: Tail`) is complete.
+//! A reader task follows both pipes and writes each complete line as it arrives. Platform lines
+//! (`INIT_START`, `START`, `END`, `REPORT`) are written by the invoke path itself, under the same
+//! lock as every pipe read: when an invocation ends, [`Capture::finish`] first drains what the
+//! runtime wrote before posting its response (the bytes are already in the pipe), then writes
+//! `END` and `REPORT`, so output is never reported after its `END` and the invocation's tail (for
+//! `X-Amz-Log-Type: Tail`) is complete. No task hand-off is on the invoke path.
 
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
-use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::watch;
 
 use super::logs::{LogEvent, LogStore};
 
@@ -20,140 +20,266 @@ pub(crate) const TAIL_BYTES: usize = 4096;
 /// Longer lines are split into several events, as CloudWatch Logs limits events.
 const MAX_LINE_BYTES: usize = 256 * 1024;
 
-/// Builds the `REPORT` line when the invocation's output has been drained.
+/// Builds the `REPORT` line once the invocation's output has been drained.
 pub(crate) type ReportLine = Box<dyn FnOnce() -> String + Send>;
 
-enum Control {
-    Platform(String),
-    Begin(String),
-    Finish {
-        lines: Vec<String>,
-        report: ReportLine,
-        tail: Option<oneshot::Sender<String>>,
-    },
-}
-
-/// The handle to an environment's capture task.
+/// The handle to an environment's capture; clones share it.
 #[derive(Debug, Clone)]
 pub(crate) struct Capture {
-    control: mpsc::UnboundedSender<Control>,
+    inner: Arc<Inner>,
 }
 
-impl std::fmt::Debug for Control {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Control")
-    }
+#[derive(Debug)]
+struct Inner {
+    state: Mutex<State>,
+    /// Dropped with the last handle: the reader task then stops.
+    _stop: watch::Sender<()>,
+}
+
+#[derive(Debug)]
+struct State {
+    store: LogStore,
+    group: Arc<str>,
+    stream: Arc<str>,
+    /// The current invocation's log, while one runs.
+    tail: Option<String>,
+    stdout: Stream,
+    stderr: Stream,
 }
 
 impl Capture {
-    /// Starts capturing the read ends of an environment's stdout and stderr pipes.
+    /// Starts capturing the read ends (non-blocking) of an environment's stdout and stderr.
     pub(crate) fn start(
         output: (OwnedFd, OwnedFd),
         store: LogStore,
         group: Arc<str>,
         stream: Arc<str>,
     ) -> std::io::Result<Self> {
-        let stdout = Stream::open(output.0)?;
-        let stderr = Stream::open(output.1)?;
-        Ok(Self::spawn(stdout, stderr, store, group, stream))
+        let (stdout, stdout_pipe) = Stream::open(output.0)?;
+        let (stderr, stderr_pipe) = Stream::open(output.1)?;
+        let (capture, stop) = Self::new(stdout, stderr, store, group, stream);
+        tokio::spawn(read_pipes(
+            Arc::downgrade(&capture.inner),
+            stop,
+            stdout_pipe,
+            stderr_pipe,
+        ));
+        Ok(capture)
     }
 
     /// A capture of platform lines only, for an environment that never started.
     pub(crate) fn without_output(store: LogStore, group: Arc<str>, stream: Arc<str>) -> Self {
-        Self::spawn(Stream::closed(), Stream::closed(), store, group, stream)
+        Self::new(Stream::closed(), Stream::closed(), store, group, stream).0
     }
 
-    fn spawn(
+    fn new(
         stdout: Stream,
         stderr: Stream,
         store: LogStore,
         group: Arc<str>,
         stream: Arc<str>,
-    ) -> Self {
-        let (control, commands) = mpsc::unbounded_channel();
-        let mut task = Task {
-            store,
-            group,
-            stream,
-            tail: None,
-            stdout,
-            stderr,
-            commands,
+    ) -> (Self, watch::Receiver<()>) {
+        let (stop, stopped) = watch::channel(());
+        let inner = Inner {
+            state: Mutex::new(State {
+                store,
+                group,
+                stream,
+                tail: None,
+                stdout,
+                stderr,
+            }),
+            _stop: stop,
         };
-        tokio::spawn(async move { task.run().await });
-        Self { control }
+        (
+            Self {
+                inner: Arc::new(inner),
+            },
+            stopped,
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Writes a platform line (`INIT_START ...`, `START ...`).
     pub(crate) fn platform(&self, line: String) {
-        let _ = self.control.send(Control::Platform(line));
+        self.lock().emit(line);
     }
 
     /// Starts collecting an invocation's lines for its tail, with its first platform line
     /// (`START ...` or `INIT_START ...`).
     pub(crate) fn begin(&self, first_line: String) {
-        let _ = self.control.send(Control::Begin(first_line));
+        let mut state = self.lock();
+        state.tail = Some(String::new());
+        state.emit(first_line);
     }
 
     /// Ends an invocation: drains pending output, writes `lines` (platform errors, `END`),
-    /// then the `REPORT` line that `report` builds (reading accounting off the invoke path),
-    /// and returns the invocation's last 4 KB of log when `want_tail` (only then does the
-    /// caller wait).
-    pub(crate) async fn finish(
+    /// then the `REPORT` line that `report` builds, and returns the invocation's last 4 KB of
+    /// log when `want_tail`.
+    pub(crate) fn finish(
         &self,
         lines: Vec<String>,
         report: ReportLine,
         want_tail: bool,
     ) -> Option<String> {
-        let (sender, receiver) = if want_tail {
-            let (sender, receiver) = oneshot::channel();
-            (Some(sender), Some(receiver))
-        } else {
-            (None, None)
-        };
-        let _ = self.control.send(Control::Finish {
-            lines,
-            report,
-            tail: sender,
+        let mut state = self.lock();
+        let drained: Vec<String> = state
+            .stdout
+            .drain()
+            .into_iter()
+            .chain(state.stderr.drain())
+            .collect();
+        drained.into_iter().for_each(|line| state.emit(line));
+        lines.into_iter().for_each(|line| state.emit(line));
+        state.emit(report());
+        let collected = state.tail.take().unwrap_or_default();
+        want_tail.then(|| last_bytes(&collected, TAIL_BYTES).to_owned())
+    }
+}
+
+impl State {
+    fn emit(&mut self, message: String) {
+        if let Some(tail) = &mut self.tail {
+            tail.push_str(&message);
+            tail.push('\n');
+            // Only the end is ever reported; keep the buffer bounded.
+            if tail.len() > 4 * TAIL_BYTES {
+                let keep = last_bytes(tail, TAIL_BYTES).to_owned();
+                *tail = keep;
+            }
+        }
+        self.store.write(LogEvent {
+            timestamp_millis: kiln_core::now_millis(),
+            group: Arc::clone(&self.group),
+            stream: Arc::clone(&self.stream),
+            message,
         });
-        match receiver {
-            Some(receiver) => receiver.await.ok(),
-            None => None,
+    }
+
+    fn stream(&mut self, which: Which) -> &mut Stream {
+        match which {
+            Which::Stdout => &mut self.stdout,
+            Which::Stderr => &mut self.stderr,
         }
     }
 }
 
-/// One output pipe: read asynchronously as data arrives, and synchronously when an
-/// invocation ends (through a duplicate of the descriptor: tokio's `try_read` only reads once
-/// the reactor has reported the pipe readable, which may not have happened yet, so it could
-/// miss output the runtime wrote just before posting its response).
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    Stdout,
+    Stderr,
+}
+
+/// Follows both pipes until both are closed or the capture is dropped. Every read happens
+/// under the state lock (so that [`Capture::finish`]'s drain and this task never split one
+/// line's order); the lock is never held across an await.
+async fn read_pipes(
+    capture: Weak<Inner>,
+    mut stop: watch::Receiver<()>,
+    stdout: Option<pipe::Receiver>,
+    stderr: Option<pipe::Receiver>,
+) {
+    let (mut stdout, mut stderr) = (stdout, stderr);
+    loop {
+        let which = tokio::select! {
+            ready = readable(stdout.as_ref()) => (Which::Stdout, ready),
+            ready = readable(stderr.as_ref()) => (Which::Stderr, ready),
+            _ = stop.changed() => return,
+        };
+        let Some(inner) = capture.upgrade() else {
+            return;
+        };
+        let mut state = inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (which, ready) = which;
+        let pipe = match which {
+            Which::Stdout => &mut stdout,
+            Which::Stderr => &mut stderr,
+        };
+        let open = ready.is_ok()
+            && pipe
+                .as_ref()
+                .is_some_and(|pipe| state.read_available(which, pipe));
+        if !open {
+            *pipe = None;
+            let stream = state.stream(which);
+            stream.close();
+            if let Some(line) = stream.flush() {
+                state.emit(line);
+            }
+        }
+        drop(state);
+        if stdout.is_none() && stderr.is_none() {
+            return;
+        }
+    }
+}
+
+impl State {
+    /// Reads what `pipe` has now; `false` once it is closed.
+    fn read_available(&mut self, which: Which, pipe: &pipe::Receiver) -> bool {
+        let mut buffer = [0u8; 16 * 1024];
+        loop {
+            match pipe.try_read(&mut buffer) {
+                Ok(0) => return false,
+                Ok(read) => {
+                    let lines = self.stream(which).push(&buffer[..read]);
+                    lines.into_iter().for_each(|line| self.emit(line));
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+async fn readable(pipe: Option<&pipe::Receiver>) -> std::io::Result<()> {
+    match pipe {
+        Some(pipe) => pipe.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One output pipe's line assembly, plus a duplicate of its descriptor for draining: tokio's
+/// `try_read` only reads once the reactor has reported the pipe readable, which may not have
+/// happened yet when an invocation ends, so it could miss output the runtime wrote just before
+/// posting its response.
+#[derive(Debug)]
 struct Stream {
-    pipe: Option<pipe::Receiver>,
     raw: Option<std::fs::File>,
     partial: Vec<u8>,
 }
 
 impl Stream {
-    /// A stream over the non-blocking read end of a pipe.
-    fn open(fd: OwnedFd) -> std::io::Result<Self> {
+    /// A stream over the non-blocking read end of a pipe, and the pipe for the reader task.
+    fn open(fd: OwnedFd) -> std::io::Result<(Self, Option<pipe::Receiver>)> {
         let raw = std::fs::File::from(fd.try_clone()?);
-        Ok(Self {
-            pipe: Some(pipe::Receiver::from_owned_fd(fd)?),
-            raw: Some(raw),
-            partial: Vec::new(),
-        })
+        Ok((
+            Self {
+                raw: Some(raw),
+                partial: Vec::new(),
+            },
+            Some(pipe::Receiver::from_owned_fd(fd)?),
+        ))
     }
 
     fn closed() -> Self {
         Self {
-            pipe: None,
             raw: None,
             partial: Vec::new(),
         }
     }
 
     fn close(&mut self) {
-        self.pipe = None;
         self.raw = None;
     }
 
@@ -198,106 +324,6 @@ impl Stream {
         }
         lines.extend(self.flush());
         lines
-    }
-}
-
-struct Task {
-    store: LogStore,
-    group: Arc<str>,
-    stream: Arc<str>,
-    /// The current invocation's log, while one runs.
-    tail: Option<String>,
-    stdout: Stream,
-    stderr: Stream,
-    commands: mpsc::UnboundedReceiver<Control>,
-}
-
-impl Task {
-    async fn run(&mut self) {
-        let mut out_buffer = vec![0u8; 16 * 1024];
-        let mut err_buffer = vec![0u8; 16 * 1024];
-        loop {
-            let stdout_open = self.stdout.pipe.is_some();
-            let stderr_open = self.stderr.pipe.is_some();
-            tokio::select! {
-                read = read_some(self.stdout.pipe.as_mut(), &mut out_buffer), if stdout_open => {
-                    match read {
-                        Ok(0) | Err(_) => {
-                            self.stdout.close();
-                            if let Some(line) = self.stdout.flush() {
-                                self.emit(line);
-                            }
-                        }
-                        Ok(n) => {
-                            let lines = self.stdout.push(&out_buffer[..n]);
-                            lines.into_iter().for_each(|line| self.emit(line));
-                        }
-                    }
-                }
-                read = read_some(self.stderr.pipe.as_mut(), &mut err_buffer), if stderr_open => {
-                    match read {
-                        Ok(0) | Err(_) => {
-                            self.stderr.close();
-                            if let Some(line) = self.stderr.flush() {
-                                self.emit(line);
-                            }
-                        }
-                        Ok(n) => {
-                            let lines = self.stderr.push(&err_buffer[..n]);
-                            lines.into_iter().for_each(|line| self.emit(line));
-                        }
-                    }
-                }
-                command = self.commands.recv() => match command {
-                    None => return,
-                    Some(Control::Platform(line)) => self.emit(line),
-                    Some(Control::Begin(line)) => {
-                        self.tail = Some(String::new());
-                        self.emit(line);
-                    }
-                    Some(Control::Finish { lines, report, tail }) => {
-                        let drained: Vec<String> = self
-                            .stdout
-                            .drain()
-                            .into_iter()
-                            .chain(self.stderr.drain())
-                            .collect();
-                        drained.into_iter().for_each(|line| self.emit(line));
-                        lines.into_iter().for_each(|line| self.emit(line));
-                        self.emit(report());
-                        let collected = self.tail.take().unwrap_or_default();
-                        if let Some(tail) = tail {
-                            let _ = tail.send(last_bytes(&collected, TAIL_BYTES).to_owned());
-                        }
-                    }
-                },
-            }
-        }
-    }
-
-    fn emit(&mut self, message: String) {
-        if let Some(tail) = &mut self.tail {
-            tail.push_str(&message);
-            tail.push('\n');
-            // Only the end is ever reported; keep the buffer bounded.
-            if tail.len() > 4 * TAIL_BYTES {
-                let keep = last_bytes(tail, TAIL_BYTES).to_owned();
-                *tail = keep;
-            }
-        }
-        self.store.write(LogEvent {
-            timestamp_millis: kiln_core::now_millis(),
-            group: Arc::clone(&self.group),
-            stream: Arc::clone(&self.stream),
-            message,
-        });
-    }
-}
-
-async fn read_some(pipe: Option<&mut pipe::Receiver>, buffer: &mut [u8]) -> std::io::Result<usize> {
-    match pipe {
-        Some(pipe) => pipe.read(buffer).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -360,7 +386,6 @@ mod tests {
         err.write_all(b"oops\n").unwrap();
         let tail = capture
             .finish(vec!["END".into()], Box::new(|| "REPORT".to_owned()), true)
-            .await
             .unwrap();
         let mut order = Vec::new();
         for _ in 0..6 {

@@ -300,9 +300,7 @@ impl Executor {
                         None,
                         Some(("error", &error_type)),
                     );
-                    let tail = capture
-                        .finish(lines, Box::new(move || report), request.log_tail)
-                        .await;
+                    let tail = capture.finish(lines, Box::new(move || report), request.log_tail);
                     return reply(payload, true, tail);
                 }
             },
@@ -394,8 +392,7 @@ impl Executor {
         };
         let log_tail = environment
             .capture
-            .finish(lines, Box::new(report), request.log_tail)
-            .await;
+            .finish(lines, Box::new(report), request.log_tail);
         self.release(key, environment);
         reply(payload, function_error, log_tail)
     }
