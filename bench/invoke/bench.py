@@ -28,7 +28,12 @@ Phases:
    and its first invoke timed.
 3. Memory per idle sandbox: M fresh functions invoked once each, so M idle (frozen) sandboxes;
    the deltas of the server's RSS, the sandboxes' PSS and the host's MemAvailable, divided by
-   M. For cargo-lambda, the watch process's RSS before and after `cl-32` scaled out.
+   M. The floor: M plain processes of the same bootstrap parked in `/next` of a minimal Runtime
+   API (`invoke-bench idle-floor`), measured the same way. MemAvailable moves by megabytes
+   with the rest of a shared host, so the overhead is computed from what can be attributed:
+   server RSS growth + function PSS + slab + page tables + kernel stacks, Kiln's per sandbox
+   minus the plain process's. For cargo-lambda, the watch
+   process's RSS before and after `cl-32` scaled out.
 
 The driver (`invoke-bench load`) is native: one thread, one keep-alive connection per
 concurrent worker, every answer checked (status 200, no X-Amz-Function-Error, the echoed
@@ -409,6 +414,28 @@ def cold_floor(driver: Driver, n: int, program: str, args: list[str], env: dict[
     return [float(line) for line in raw.read_text().split()]
 
 
+def idle_floor_memory(driver: Driver, n: int, program: str, env: dict[str, str], cwd: Path) -> dict:
+    """Per-process memory of `n` plain bootstrap processes parked in `/next`: the floor that
+    any platform pays for an idle function process (its pages, task, page tables, stacks)."""
+    argv = [str(driver.binary), "idle-floor", "--program", program, "--n", str(n), "--event", BODY, "--expect", EXPECT,
+            "--cwd", str(cwd)]
+    for name, value in env.items():
+        argv += ["--env", f"{name}={value}"]
+    time.sleep(1)
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        before = memory_snapshot(process.pid, "__none__")
+        line = process.stdout.readline().strip()
+        if line != "ready":
+            raise BenchError(f"idle-floor: expected 'ready', got {line!r}")
+        time.sleep(2)
+        after = memory_snapshot(process.pid, Path(program).name[:15])
+        return memory_delta(before, after, n)
+    finally:
+        process.stdin.close()
+        process.wait(timeout=60)
+
+
 def cold_cargo_lambda(driver: Driver, cargo_lambda: Path, function_dir: Path, workdir: Path, n: int) -> list[float]:
     samples = []
     for index in range(n):
@@ -541,23 +568,30 @@ def report(targets: dict[str, Target], cold: dict[str, list[float]], memory: dic
     out.append("## Memory per idle sandbox\n")
     kiln = memory["kiln"]
     cl = memory["cargo-lambda"]
-    out.append("| measure | Kiln (per idle Rust sandbox) | cargo-lambda (per extra instance) |")
-    out.append("| --- | --- | --- |")
-    out.append(f"| sandboxes / instances measured | {kiln['count']} | {cl['count']} |")
-    out.append(f"| server process RSS growth | {kiln['server_rss_kb']:.0f} kB | {cl['server_rss_kb']:.0f} kB |")
-    out.append(f"| function processes' PSS | {kiln['processes_pss_kb']:.0f} kB | {cl['processes_pss_kb']:.0f} kB |")
+    fl = memory["floor"]
+    out.append("| measure | Kiln (per idle Rust sandbox) | plain process (floor) | cargo-lambda (per extra instance) |")
+    out.append("| --- | --- | --- | --- |")
+    out.append(f"| sandboxes / processes / instances measured | {kiln['count']} | {fl['count']} | {cl['count']} |")
+    out.append(f"| server process RSS growth | {kiln['server_rss_kb']:.0f} kB | – | {cl['server_rss_kb']:.0f} kB |")
+    out.append(
+        f"| function processes' PSS | {kiln['processes_pss_kb']:.0f} kB | {fl['processes_pss_kb']:.0f} kB "
+        f"| {cl['processes_pss_kb']:.0f} kB |"
+    )
     out.append(
         f"| host MemAvailable drop (everything, kernel included; noisy) | {kiln['mem_available_drop_kb']:.0f} kB "
-        f"| {cl['mem_available_drop_kb']:.0f} kB |"
+        f"| {fl['mem_available_drop_kb']:.0f} kB | {cl['mem_available_drop_kb']:.0f} kB |"
     )
+    kernel = lambda m: f"{m['slab_kb']:.0f} / {m['page_tables_kb']:.0f} / {m['kernel_stack_kb']:.0f} kB"  # noqa: E731
+    out.append(f"| of which kernel: slab / page tables / kernel stacks | {kernel(kiln)} | {kernel(fl)} | {kernel(cl)} |")
+    accounted = lambda m: m["server_rss_kb"] + m["processes_pss_kb"] + m["slab_kb"] + m["page_tables_kb"] + m["kernel_stack_kb"]  # noqa: E731
     out.append(
-        f"| of which kernel: slab / page tables / kernel stacks | {kiln['slab_kb']:.0f} / {kiln['page_tables_kb']:.0f} "
-        f"/ {kiln['kernel_stack_kb']:.0f} kB | {cl['slab_kb']:.0f} / {cl['page_tables_kb']:.0f} / {cl['kernel_stack_kb']:.0f} kB |"
+        f"| accounted (server RSS + PSS + slab + page tables + kernel stacks) | {accounted(kiln):.0f} kB "
+        f"| {accounted(fl):.0f} kB | {accounted(cl):.0f} kB |"
     )
-    platform = kiln["mem_available_drop_kb"] - kiln["processes_pss_kb"]
+    platform = accounted(kiln) - accounted(fl)
     out.append(
-        f"| platform share (MemAvailable drop − function PSS) | {platform:.0f} kB "
-        f"| {cl['mem_available_drop_kb'] - cl['processes_pss_kb']:.0f} kB |"
+        f"| platform overhead (accounted − the plain process's) | {platform:.0f} kB | 0 "
+        f"| {accounted(cl) - accounted(fl):.0f} kB |"
     )
     out.append("")
     out.append("## Against the targets (DESIGN.md)\n")
@@ -680,6 +714,7 @@ def run(args: argparse.Namespace) -> int:
         for name in idle_names:
             create_function(kiln.port, name, rust)
         wait_active(kiln.port, idle_names)
+        floor_memory = idle_floor_memory(driver, args.idle, str(args.bootstrap), lambda_env, workdir)
         time.sleep(2)
         before = memory_snapshot(kiln.pid, "bootstrap")
         cold_kiln(driver, kiln.port, idle_names)
@@ -691,6 +726,7 @@ def run(args: argparse.Namespace) -> int:
         memory = {
             "kiln": memory_delta(before, after, args.idle),
             "cargo-lambda": memory_delta(cl_memory_before, cl_memory_after, max(cl_instances, 1)),
+            "floor": floor_memory,
         }
         # Function processes per sandbox: 1 for Kiln (the bootstrap is PID 1 of its namespace);
         # cargo-lambda runs each instance under `cargo run`, counted with it.

@@ -6,7 +6,8 @@
 //! - `floor`: the loopback floor, a trivial hyper server that echoes the request body (the same
 //!   HTTP stack as Kiln, nothing behind it);
 //! - `cold-floor`: the cold-start floor, a minimal Runtime API that starts a function's
-//!   bootstrap as a plain child process (no isolation, no platform) and times spawn to response.
+//!   bootstrap as a plain child process (no isolation, no platform) and times spawn to response;
+//! - `idle-floor`: the memory floor, idle plain processes of a bootstrap parked in `/next`.
 //!
 //! A Python client could not measure this: its own per-request cost is larger than the
 //! latencies being measured.
@@ -44,6 +45,10 @@ enum Command {
     },
     /// Times plain-process cold starts of a bootstrap against a minimal Runtime API.
     ColdFloor(ColdArgs),
+    /// Starts `--n` plain processes of a bootstrap, each left waiting in `/next` (the memory
+    /// floor of an idle function), prints `ready` once all wait, and stops them all when stdin
+    /// closes.
+    IdleFloor(ColdArgs),
 }
 
 #[derive(clap::Args)]
@@ -103,6 +108,7 @@ fn main() -> anyhow::Result<()> {
             .build()?
             .block_on(floor(listen)),
         Command::ColdFloor(args) => current_thread()?.block_on(cold_floor(args)),
+        Command::IdleFloor(args) => current_thread()?.block_on(idle_floor(args)),
     }
 }
 
@@ -394,14 +400,19 @@ impl MiniRuntimeApi {
     }
 }
 
-async fn cold_floor(args: ColdArgs) -> anyhow::Result<()> {
+fn parse_env(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     let mut env = Vec::new();
-    for pair in &args.env {
+    for pair in pairs {
         let (name, value) = pair
             .split_once('=')
             .with_context(|| format!("--env {pair}: expected NAME=VALUE"))?;
         env.push((name.to_owned(), value.to_owned()));
     }
+    Ok(env)
+}
+
+async fn cold_floor(args: ColdArgs) -> anyhow::Result<()> {
+    let env = parse_env(&args.env)?;
     let mut latencies = Vec::new();
     for _ in 0..args.n {
         latencies.push(cold_sample(&args, &env).await?);
@@ -415,6 +426,83 @@ async fn cold_floor(args: ColdArgs) -> anyhow::Result<()> {
     }
     latencies.sort_unstable();
     println!("{}", summarize(&latencies));
+    Ok(())
+}
+
+/// Counts `/next` requests and never answers them.
+async fn park(
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+    notify: Arc<tokio::sync::Notify>,
+) -> Response<Full<Bytes>> {
+    waiting.fetch_add(1, Ordering::SeqCst);
+    notify.notify_one();
+    std::future::pending().await
+}
+
+async fn idle_floor(args: ColdArgs) -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let env = parse_env(&args.env)?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let waiting = Arc::new(AtomicUsize::new(0));
+    let notify = Arc::new(tokio::sync::Notify::new());
+    {
+        let (waiting, notify) = (Arc::clone(&waiting), Arc::clone(&notify));
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (waiting, notify) = (Arc::clone(&waiting), Arc::clone(&notify));
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |_request| {
+                        let (waiting, notify) = (Arc::clone(&waiting), Arc::clone(&notify));
+                        async move { Ok::<_, std::convert::Infallible>(park(waiting, notify).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    }
+    let mut children = Vec::new();
+    for _ in 0..args.n {
+        let mut command = tokio::process::Command::new(&args.program);
+        command
+            .args(&args.args)
+            .env_clear()
+            .envs(env.iter().map(|(name, value)| (name, value)))
+            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        if let Some(cwd) = &args.cwd {
+            command.current_dir(cwd);
+        }
+        children.push(command.spawn()?);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while waiting.load(Ordering::SeqCst) < args.n {
+        if tokio::time::timeout_at(deadline, notify.notified())
+            .await
+            .is_err()
+        {
+            bail!(
+                "only {} of {} processes reached /next",
+                waiting.load(Ordering::SeqCst),
+                args.n
+            );
+        }
+    }
+    println!("ready");
+    // Until bench.py closes our stdin.
+    let mut rest = Vec::new();
+    let _ = tokio::io::stdin().read_to_end(&mut rest).await;
+    for child in &mut children {
+        let _ = child.kill().await;
+    }
     Ok(())
 }
 
