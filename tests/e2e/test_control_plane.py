@@ -561,7 +561,6 @@ def test_duplicate_create_is_resource_conflict(lambda_client, function_name):
             {"Code": {"S3Bucket": "my-bucket", "S3Key": "code.zip"}},
             None,
         ),
-        ({"Publish": True}, None),
         (
             {"Environment": {"Variables": {"AWS_REGION": "eu-west-1", "OK": "1"}}},
             "Lambda was unable to configure your environment variables because the environment "
@@ -574,7 +573,7 @@ def test_duplicate_create_is_resource_conflict(lambda_client, function_name):
         )),
         ({"Environment": {"Variables": {"BIG": "x" * 5000}}}, None),
     ],
-    ids=["s3-code", "publish", "reserved-env", "runtime", "not-a-zip", "env-over-4kb"],
+    ids=["s3-code", "reserved-env", "runtime", "not-a-zip", "env-over-4kb"],
 )
 def test_invalid_parameter_value(lambda_client, function_name, overrides, message):
     error = client_error(create, lambda_client, function_name, **overrides)
@@ -758,9 +757,9 @@ def test_zip_over_50_mb_is_request_entity_too_large(lambda_client, function_name
 
 def test_unimplemented_operation_is_not_implemented(lambda_client, function_name):
     create_active(lambda_client, function_name)
-    error = client_error(lambda_client.list_aliases, FunctionName=function_name)
+    error = client_error(lambda_client.get_policy, FunctionName=function_name)
     assert_error(error, "NotImplementedException", 501)
-    assert "ListAliases" in error.response["Error"]["Message"]
+    assert "GetPolicy" in error.response["Error"]["Message"]
 
 
 # --- account settings -------------------------------------------------------------------------

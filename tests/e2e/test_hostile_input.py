@@ -759,9 +759,9 @@ def test_code_downloads_only_serve_stored_packages(server, path):
 
 
 def test_unimplemented_operation_is_501(server):
-    reply = http(server, "GET", "/2015-03-31/functions/some-function/aliases")
+    reply = http(server, "GET", "/2015-03-31/functions/some-function/policy")
     message = assert_aws_error(reply, 501, "NotImplementedException")
-    assert "ListAliases" in message
+    assert "GetPolicy" in message
 
 
 @pytest.mark.parametrize(
@@ -838,7 +838,7 @@ def test_every_error_reply_carries_a_unique_request_id(server):
         ("GET", "/2015-03-31/functions/missing-function", b""),
         ("GET", "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012"
                 "%3Afunction%3Ax", b""),
-        ("GET", "/2015-03-31/functions/x/aliases", b""),
+        ("GET", "/2015-03-31/functions/x/policy", b""),
         ("PUT", "/2015-03-31/functions/missing-function/configuration", b"{}"),
         ("DELETE", "/2015-03-31/functions/missing-function", b""),
         ("GET", "/2015-03-31/functions?MaxItems=0", b""),

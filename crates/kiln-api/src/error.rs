@@ -112,6 +112,8 @@ impl ErrorCode {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// Whether the body carries `"Type": "User"`; a few of Lambda's errors come without it.
+    pub typed: bool,
 }
 
 impl ApiError {
@@ -119,6 +121,15 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            typed: true,
+        }
+    }
+
+    /// The same error without the body's `Type` field, as Lambda sends some of them.
+    pub fn without_type(self) -> Self {
+        Self {
+            typed: false,
+            ..self
         }
     }
 
@@ -151,6 +162,13 @@ impl ApiError {
             serde_json::Value::String(self.message.clone())
         };
         match self.code.message_key() {
+            MessageKey::Lower | MessageKey::Upper if !self.typed => {
+                let key = match self.code.message_key() {
+                    MessageKey::Upper => "Message",
+                    _ => "message",
+                };
+                serde_json::json!({ key: message })
+            }
             MessageKey::Lower => {
                 serde_json::json!({"Type": self.code.error_type(), "message": message})
             }

@@ -251,14 +251,14 @@ async fn unknown_and_unimplemented_routes_answer_in_aws_shape() {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(unknown.error_type(), "UnknownOperationException");
 
-    let unimplemented = h.call("GET", "/2015-03-31/functions/f/aliases", None).await;
+    let unimplemented = h.call("GET", "/2015-03-31/functions/f/policy", None).await;
     assert_eq!(unimplemented.status, StatusCode::NOT_IMPLEMENTED);
     assert_eq!(unimplemented.error_type(), "NotImplementedException");
     assert!(
         unimplemented.json()["Message"]
             .as_str()
             .unwrap()
-            .contains("ListAliases")
+            .contains("GetPolicy")
     );
 }
 

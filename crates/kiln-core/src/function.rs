@@ -231,14 +231,64 @@ impl FunctionVersion {
     }
 }
 
-/// A function: its `$LATEST`, its published versions and its function-wide settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A second version an alias sends part of its traffic to (`RoutingConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AdditionalVersion {
+    /// A published version number (never `$LATEST`).
+    pub version: u64,
+    /// The share of invocations it receives, 0.0 to 1.0; the alias's own version gets the rest.
+    pub weight: f64,
+}
+
+/// A named pointer to a version of a function, optionally splitting traffic with a second
+/// published version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alias {
+    pub name: String,
+    pub function_version: VersionIdRecord,
+    pub description: String,
+    pub routing: Option<AdditionalVersion>,
+    /// Changes on every update of the alias; `UpdateAlias` takes it as a precondition.
+    pub revision_id: String,
+}
+
+impl Alias {
+    /// The version the alias points to.
+    pub fn version_id(&self) -> VersionId {
+        self.function_version.into()
+    }
+
+    /// Whether invocations through this alias can run `version`.
+    pub fn routes_to(&self, version: VersionId) -> bool {
+        self.version_id() == version
+            || self
+                .routing
+                .is_some_and(|routing| VersionId::Published(routing.version) == version)
+    }
+
+    /// The version one invocation runs: the additional version with probability `weight`,
+    /// else the alias's own. `draw` is uniform in [0, 1).
+    pub fn pick_version(&self, draw: f64) -> VersionId {
+        match self.routing {
+            Some(routing) if draw < routing.weight => VersionId::Published(routing.version),
+            _ => self.version_id(),
+        }
+    }
+}
+
+/// A function: its `$LATEST`, its published versions, its aliases and its function-wide
+/// settings.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Function {
     pub name: FunctionName,
     pub created: EpochMillis,
     pub tags: BTreeMap<String, String>,
     pub latest: FunctionVersion,
     pub published: BTreeMap<u64, FunctionVersion>,
+    /// The highest version number ever published: numbers are never reused, even after the
+    /// version is deleted.
+    pub last_published: u64,
+    pub aliases: BTreeMap<String, Alias>,
 }
 
 impl Function {
@@ -253,5 +303,14 @@ impl Function {
     /// Every version, `$LATEST` first, then published versions in ascending order.
     pub fn versions(&self) -> impl Iterator<Item = &FunctionVersion> {
         std::iter::once(&self.latest).chain(self.published.values())
+    }
+
+    /// The aliases that route invocations to `version`, by name.
+    pub fn aliases_of(&self, version: VersionId) -> Vec<&str> {
+        self.aliases
+            .values()
+            .filter(|alias| alias.routes_to(version))
+            .map(|alias| alias.name.as_str())
+            .collect()
     }
 }

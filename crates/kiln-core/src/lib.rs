@@ -11,9 +11,9 @@ mod names;
 
 pub use account::AccountContext;
 pub use function::{
-    Architecture, CodeArtifact, DeadLetterConfig, Function, FunctionConfig, FunctionState,
-    FunctionVersion, LastUpdate, LastUpdateStatus, LogFormat, LoggingConfig, PackageType,
-    StateInfo, TracingMode, VersionIdRecord, VpcConfig,
+    AdditionalVersion, Alias, Architecture, CodeArtifact, DeadLetterConfig, Function,
+    FunctionConfig, FunctionState, FunctionVersion, LastUpdate, LastUpdateStatus, LogFormat,
+    LoggingConfig, PackageType, StateInfo, TracingMode, VersionIdRecord, VpcConfig,
 };
 pub use names::{FunctionName, NameError, Qualifier, VersionId};
 

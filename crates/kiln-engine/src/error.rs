@@ -31,10 +31,33 @@ pub enum EngineError {
     UnzippedTooLarge { limit: u64 },
     #[error("invalid code package: {0}")]
     InvalidZip(UnzipError),
+    #[error("CodeSha256 {given} does not match $LATEST's {current}")]
+    CodeShaMismatch { given: String, current: String },
+    #[error("alias {alias} of {name} already exists")]
+    AliasExists { name: FunctionName, alias: String },
+    #[error("alias {alias} of {name} not found")]
+    AliasNotFound { name: FunctionName, alias: String },
+    #[error("the version is referenced by aliases {aliases:?}")]
+    VersionInUse { aliases: Vec<String> },
+    #[error("invalid alias: {0}")]
+    InvalidAlias(AliasRule),
     #[error("store failure: {0}")]
     Store(StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// An alias rule that a create or update broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AliasRule {
+    #[error("version {0} is both the alias's version and its additional version")]
+    AdditionalIsPrimary(u64),
+    #[error("routing between $LATEST and another version")]
+    RoutingFromLatest,
+    #[error("the two versions have different execution roles")]
+    DifferentRoles,
+    #[error("the two versions have different dead-letter queues")]
+    DifferentDeadLetterQueues,
 }
 
 /// What a busy function is doing.

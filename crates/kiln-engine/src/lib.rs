@@ -12,6 +12,7 @@
 mod error;
 pub mod execution;
 mod registry;
+mod versions;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,9 +24,10 @@ use kiln_core::{
 use kiln_store::{BlobStore, Store, UnzipLimits};
 use tokio::sync::Mutex;
 
-pub use error::{BusyActivity, EngineError};
+pub use error::{AliasRule, BusyActivity, EngineError};
 pub use kiln_store::UnzipError;
 use registry::Registry;
+pub use versions::{AliasChange, InvocationTarget, NewAlias, PublishRequest};
 
 /// Limits the engine enforces on code.
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +85,8 @@ pub struct NewFunction {
     pub config: FunctionConfig,
     pub zip: Vec<u8>,
     pub tags: BTreeMap<String, String>,
+    /// Also publish the new function as version 1.
+    pub publish: bool,
 }
 
 /// A change to `$LATEST`'s configuration; `None` fields are left as they are.
@@ -151,6 +155,8 @@ pub struct CodeUpdate {
     pub expected_revision: Option<String>,
     /// Validate everything, change nothing.
     pub dry_run: bool,
+    /// Also publish the updated `$LATEST` as a new version.
+    pub publish: bool,
 }
 
 /// Account-wide usage figures.
@@ -292,30 +298,20 @@ impl Engine {
         qualifier: Option<&Qualifier>,
         request: execution::InvokeRequest,
     ) -> Result<execution::InvokeResponse, EngineError> {
-        // Invoke names the version in its 404, `$LATEST` when unqualified.
-        let not_found = || EngineError::FunctionNotFound {
-            name: name.clone(),
-            qualifier: Some(
-                qualifier.map_or_else(|| Qualifier::LATEST.to_owned(), Qualifier::as_lambda_string),
-            ),
-        };
-        let function = self.inner.registry.get(name).ok_or_else(not_found)?;
-        let version = match qualifier {
-            None => &function.latest,
-            Some(Qualifier::Version(id)) => function.version(*id).ok_or_else(not_found)?,
-            Some(Qualifier::Alias(_)) => return Err(not_found()),
-        };
-        if version.state.state == FunctionState::Pending {
+        let InvocationTarget {
+            function,
+            version,
+            invoked_function_arn,
+        } = self.resolve_invocation(name, qualifier)?;
+        let pending = function
+            .version(version)
+            .is_some_and(|version| version.state.state == FunctionState::Pending);
+        if pending {
             return Err(EngineError::Busy {
                 name: name.clone(),
                 activity: BusyActivity::Creating,
             });
         }
-        let invoked_function_arn = match qualifier {
-            None => self.inner.account.function_arn(name),
-            Some(qualifier) => self.inner.account.qualified_function_arn(name, qualifier),
-        };
-        let version = version.version_id();
         Ok(self
             .inner
             .executor
@@ -389,22 +385,27 @@ impl Engine {
             config,
             zip,
             tags,
+            publish,
         } = new;
         if self.inner.registry.get(&name).is_some() {
             return Err(EngineError::FunctionExists { name });
         }
         let (code, pin) = self.store_code(zip).await?;
-        let outcome = self.insert_function(name, config, tags, code).await;
+        let outcome = self
+            .insert_function(name, config, tags, code, publish)
+            .await;
         self.release_code(pin, outcome.is_err()).await;
         outcome
     }
 
+    /// Returns `$LATEST`, or version 1 if `publish`.
     async fn insert_function(
         &self,
         name: FunctionName,
         config: FunctionConfig,
         tags: BTreeMap<String, String>,
         code: CodeArtifact,
+        publish: bool,
     ) -> Result<FunctionVersion, EngineError> {
         let _writer = self.inner.writer.lock().await;
         if self.inner.registry.get(&name).is_some() {
@@ -424,19 +425,26 @@ impl Engine {
             },
             last_update: None,
         };
-        let function = Function {
+        let mut function = Function {
             name: name.clone(),
             created: now,
             tags,
             latest: latest.clone(),
             published: BTreeMap::new(),
+            last_published: 0,
+            aliases: BTreeMap::new(),
+        };
+        let created = if publish {
+            versions::publish_into(&mut function, None)
+        } else {
+            latest.clone()
         };
         let store = Arc::clone(&self.inner.store);
         let record = function.clone();
         blocking(move || store.insert_function(&record)).await??;
         self.inner.registry.put(function);
         self.spawn_deployment(name, latest.revision_id.clone());
-        Ok(latest)
+        Ok(created)
     }
 
     /// Unpins a stored package; if the change that stored it failed, the package may now be
@@ -462,7 +470,7 @@ impl Engine {
         check_not_busy(&function)?;
         let mut latest = function.latest.clone();
         update.apply(&mut latest.config);
-        self.commit_update(&function, latest).await
+        self.commit_update(&function, latest, false).await
     }
 
     /// Replaces `$LATEST`'s code. A dry run validates the package and stores nothing.
@@ -476,6 +484,7 @@ impl Engine {
             architecture,
             expected_revision,
             dry_run,
+            publish,
         } = update;
         let function = self.function(name)?;
         check_revision(&function.latest, expected_revision.as_deref())?;
@@ -499,7 +508,7 @@ impl Engine {
             if let Some(architecture) = architecture {
                 latest.config.architecture = architecture;
             }
-            self.commit_update(&function, latest).await
+            self.commit_update(&function, latest, publish).await
         }
         .await;
         self.release_code(pin, outcome.is_err()).await;
@@ -530,6 +539,17 @@ impl Engine {
                 // Deleting a version that does not exist succeeds, as on Lambda.
                 Some(VersionId::Published(number)) if !function.published.contains_key(&number) => {
                     return Ok(());
+                }
+                Some(version @ VersionId::Published(_))
+                    if !function.aliases_of(version).is_empty() =>
+                {
+                    return Err(EngineError::VersionInUse {
+                        aliases: function
+                            .aliases_of(version)
+                            .into_iter()
+                            .map(str::to_owned)
+                            .collect(),
+                    });
                 }
                 Some(VersionId::Published(number)) => {
                     let deleted = name.clone();
@@ -603,12 +623,14 @@ impl Engine {
         Ok(())
     }
 
-    /// Persists a changed `$LATEST` as an in-progress update, publishes it, and starts its
-    /// deployment.
+    /// Persists a changed `$LATEST` as an in-progress update (and, if `publish`, as a new
+    /// version too), publishes it to the registry, and starts its deployment. Returns
+    /// `$LATEST`, or the new version if `publish`.
     async fn commit_update(
         &self,
         function: &Function,
         mut latest: FunctionVersion,
+        publish: bool,
     ) -> Result<FunctionVersion, EngineError> {
         latest.revision_id = new_revision();
         // Strictly increasing: it keys the execution environment pools, so two updates in one
@@ -619,12 +641,18 @@ impl Engine {
             reason: Some("The function is being created.".to_owned()),
             reason_code: Some("Creating".to_owned()),
         });
-        let store = Arc::clone(&self.inner.store);
-        let name = function.name.clone();
-        let record = latest.clone();
-        blocking(move || store.put_version(&name, &record)).await??;
         let mut updated = function.clone();
         let previous_code = std::mem::replace(&mut updated.latest, latest.clone()).code;
+        let published = publish.then(|| versions::publish_into(&mut updated, None));
+        let store = Arc::clone(&self.inner.store);
+        let record = updated.clone();
+        let new_version = published.clone();
+        blocking(move || {
+            let mut changed = vec![&record.latest];
+            changed.extend(new_version.as_ref());
+            store.put_versions(&record.name, &changed, record.last_published)
+        })
+        .await??;
         self.inner.registry.put(updated);
         self.spawn_deployment(function.name.clone(), latest.revision_id.clone());
         if previous_code.sha256_hex != latest.code.sha256_hex {
@@ -632,7 +660,7 @@ impl Engine {
             let engine = self.clone();
             tokio::spawn(async move { engine.collect_code(vec![previous_code.sha256_hex]).await });
         }
-        Ok(latest)
+        Ok(published.unwrap_or(latest))
     }
 
     /// Completes a create or update in the background: the version becomes `Active` and its
@@ -662,24 +690,28 @@ impl Engine {
         if function.latest.revision_id != revision {
             return Ok(()); // Superseded; the newer change runs its own deployment.
         }
-        let mut latest = function.latest.clone();
-        latest.state = StateInfo {
-            state: FunctionState::Active,
-            reason: None,
-            reason_code: None,
-        };
-        latest.last_update = Some(LastUpdate {
-            status: LastUpdateStatus::Successful,
-            reason: None,
-            reason_code: None,
-        });
-        latest.revision_id = new_revision();
-        let store = Arc::clone(&self.inner.store);
-        let owner = name.clone();
-        let record = latest.clone();
-        blocking(move || store.put_version(&owner, &record)).await??;
         let mut updated = (*function).clone();
-        updated.latest = latest;
+        deploy(&mut updated.latest);
+        // Versions published with this change (Publish=true) become Active with it.
+        let mut published_now = Vec::new();
+        for version in updated.published.values_mut() {
+            if version.state.state == FunctionState::Pending {
+                deploy(version);
+                published_now.push(version.version_id());
+            }
+        }
+        let store = Arc::clone(&self.inner.store);
+        let record = updated.clone();
+        blocking(move || {
+            let mut changed = vec![&record.latest];
+            changed.extend(
+                published_now
+                    .iter()
+                    .filter_map(|version| record.version(*version)),
+            );
+            store.put_versions(&record.name, &changed, record.last_published)
+        })
+        .await??;
         self.inner.registry.put(updated);
         // Environments of the previous configuration serve no more invocations.
         self.inner.executor.retire(name);
@@ -796,6 +828,21 @@ impl Engine {
         })
         .await?
     }
+}
+
+/// A deployed version: `Active`, its last update `Successful`, and a new revision.
+fn deploy(version: &mut FunctionVersion) {
+    version.state = StateInfo {
+        state: FunctionState::Active,
+        reason: None,
+        reason_code: None,
+    };
+    version.last_update = Some(LastUpdate {
+        status: LastUpdateStatus::Successful,
+        reason: None,
+        reason_code: None,
+    });
+    version.revision_id = new_revision();
 }
 
 fn unzip_limits(limits: CodeLimits) -> UnzipLimits {

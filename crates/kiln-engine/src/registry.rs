@@ -196,7 +196,9 @@ mod tests {
             created: 0,
             tags: BTreeMap::new(),
             latest,
+            last_published: digests.len() as u64 - 1,
             published,
+            aliases: BTreeMap::new(),
         }
     }
 

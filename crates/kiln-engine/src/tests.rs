@@ -62,6 +62,7 @@ async fn create(engine: &Engine, name: &str, code: &str) -> FunctionVersion {
             name,
             zip: zip_of(&[("app.py", code)]),
             tags: BTreeMap::new(),
+            publish: false,
         })
         .await
         .unwrap()
@@ -104,6 +105,7 @@ async fn create_starts_pending_then_becomes_active() {
             config: config(&FunctionName::parse("f").unwrap()),
             zip: zip_of(&[("a", "b")]),
             tags: BTreeMap::new(),
+            publish: false,
         })
         .await;
     assert!(matches!(duplicate, Err(EngineError::FunctionExists { .. })));
@@ -172,6 +174,7 @@ async fn code_updates_replace_the_package_and_collect_the_old_one() {
                 architecture: None,
                 expected_revision: None,
                 dry_run: false,
+                publish: false,
             },
         )
         .await
@@ -200,6 +203,7 @@ async fn invalid_code_is_refused_and_leaves_nothing() {
             name: name.clone(),
             zip: zip_of(&[("../escape", "x")]),
             tags: BTreeMap::new(),
+            publish: false,
         })
         .await;
     assert!(
@@ -212,6 +216,7 @@ async fn invalid_code_is_refused_and_leaves_nothing() {
             name,
             zip: b"garbage".to_vec(),
             tags: BTreeMap::new(),
+            publish: false,
         })
         .await;
     assert!(
@@ -367,6 +372,7 @@ async fn updates_are_refused_while_another_is_in_progress() {
                 architecture: None,
                 expected_revision: None,
                 dry_run: false,
+                publish: false,
             },
         )
         .await;
@@ -395,6 +401,7 @@ async fn losing_a_create_race_leaves_no_code_behind() {
                         name,
                         zip: zip_of(&[("app.py", &format!("attempt = {i}"))]),
                         tags: BTreeMap::new(),
+                        publish: false,
                     })
                     .await
             })
@@ -430,6 +437,7 @@ async fn dry_run_code_updates_store_nothing() {
                 architecture: None,
                 expected_revision: None,
                 dry_run: true,
+                publish: false,
             },
         )
         .await

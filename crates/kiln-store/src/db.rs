@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use kiln_core::{Function, FunctionName, FunctionVersion, VersionId};
+use kiln_core::{Alias, Function, FunctionName, FunctionVersion, VersionId};
 use rusqlite::{Connection, params};
 
 use crate::blobs::BlobStore;
@@ -25,6 +25,14 @@ const MIGRATIONS: &[&str] = &[
          version       TEXT NOT NULL,
          record        TEXT NOT NULL,
          PRIMARY KEY (function_name, version)
+     );",
+    // 2: aliases, and the highest version number ever published (numbers are never reused).
+    "ALTER TABLE functions ADD COLUMN last_published INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE function_aliases (
+         function_name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+         name          TEXT NOT NULL,
+         record        TEXT NOT NULL,
+         PRIMARY KEY (function_name, name)
      );",
 ];
 
@@ -84,22 +92,43 @@ impl Store {
     /// Every function with all its versions.
     pub fn load_functions(&self) -> Result<Vec<Function>, StoreError> {
         let connection = self.lock();
-        let mut functions: BTreeMap<String, (i64, BTreeMap<String, String>)> = BTreeMap::new();
+        let mut functions: BTreeMap<String, (i64, BTreeMap<String, String>, u64)> = BTreeMap::new();
         {
-            let mut statement =
-                connection.prepare("SELECT name, created_ms, tags FROM functions")?;
+            let mut statement = connection
+                .prepare("SELECT name, created_ms, tags, last_published FROM functions")?;
             let rows = statement.query_map([], |row| {
                 Ok((
                     row.get::<_, String>(0)?,
                     row.get::<_, i64>(1)?,
                     row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
                 ))
             })?;
             for row in rows {
-                let (name, created, tags) = row?;
+                let (name, created, tags, last_published) = row?;
                 let tags = serde_json::from_str(&tags)
                     .map_err(|e| StoreError::CorruptRecord(format!("tags of {name}: {e}")))?;
-                functions.insert(name, (created, tags));
+                let last_published = u64::try_from(last_published).map_err(|_| {
+                    StoreError::CorruptRecord(format!("last published version of {name}"))
+                })?;
+                functions.insert(name, (created, tags, last_published));
+            }
+        }
+        let mut aliases: BTreeMap<String, BTreeMap<String, Alias>> = BTreeMap::new();
+        {
+            let mut statement =
+                connection.prepare("SELECT function_name, record FROM function_aliases")?;
+            let rows = statement.query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?;
+            for row in rows {
+                let (name, record) = row?;
+                let alias: Alias = serde_json::from_str(&record)
+                    .map_err(|e| StoreError::CorruptRecord(format!("alias of {name}: {e}")))?;
+                aliases
+                    .entry(name)
+                    .or_default()
+                    .insert(alias.name.clone(), alias);
             }
         }
         let mut versions: BTreeMap<String, Vec<FunctionVersion>> = BTreeMap::new();
@@ -118,7 +147,7 @@ impl Store {
         }
 
         let mut loaded = Vec::with_capacity(functions.len());
-        for (name, (created, tags)) in functions {
+        for (name, (created, tags, last_published)) in functions {
             let function_name = FunctionName::parse(&name)
                 .map_err(|e| StoreError::CorruptRecord(format!("function name {name:?}: {e}")))?;
             let mut latest = None;
@@ -134,33 +163,86 @@ impl Store {
             let latest = latest.ok_or_else(|| {
                 StoreError::CorruptRecord(format!("function {name} has no $LATEST"))
             })?;
+            // Data written before migration 2 has no counter: its published versions are the
+            // highest numbers known.
+            let last_published = published
+                .keys()
+                .next_back()
+                .copied()
+                .unwrap_or(0)
+                .max(last_published);
             loaded.push(Function {
                 name: function_name,
                 created,
                 tags,
                 latest,
                 published,
+                last_published,
+                aliases: aliases.remove(&name).unwrap_or_default(),
             });
         }
         Ok(loaded)
     }
 
-    /// Records a new function with its `$LATEST` (and any published versions) atomically.
+    /// Records a new function with its `$LATEST` (and any published versions and aliases)
+    /// atomically.
     pub fn insert_function(&self, function: &Function) -> Result<(), StoreError> {
         let mut connection = self.lock();
         let transaction = connection.transaction()?;
         transaction.execute(
-            "INSERT INTO functions (name, created_ms, tags) VALUES (?1, ?2, ?3)",
+            "INSERT INTO functions (name, created_ms, tags, last_published)
+             VALUES (?1, ?2, ?3, ?4)",
             params![
                 function.name.as_str(),
                 function.created,
-                encode(&function.tags)?
+                encode(&function.tags)?,
+                last_published_column(function.last_published)?,
             ],
         )?;
         for version in function.versions() {
             upsert_version(&transaction, &function.name, version)?;
         }
+        for alias in function.aliases.values() {
+            upsert_alias(&transaction, &function.name, alias)?;
+        }
         transaction.commit()?;
+        Ok(())
+    }
+
+    /// Writes versions (a newly published one with the `$LATEST` whose revision changed with
+    /// it) and raises the function's published-version counter, in one transaction.
+    pub fn put_versions(
+        &self,
+        function: &FunctionName,
+        versions: &[&FunctionVersion],
+        last_published: u64,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction()?;
+        for version in versions {
+            upsert_version(&transaction, function, version)?;
+        }
+        transaction.execute(
+            "UPDATE functions SET last_published = ?2 WHERE name = ?1",
+            params![function.as_str(), last_published_column(last_published)?],
+        )?;
+        transaction.commit()?;
+        Ok(())
+    }
+
+    /// Writes one alias, replacing what was stored for it.
+    pub fn put_alias(&self, function: &FunctionName, alias: &Alias) -> Result<(), StoreError> {
+        let connection = self.lock();
+        upsert_alias(&connection, function, alias)
+    }
+
+    /// Deletes one alias.
+    pub fn delete_alias(&self, function: &FunctionName, alias: &str) -> Result<(), StoreError> {
+        let connection = self.lock();
+        connection.execute(
+            "DELETE FROM function_aliases WHERE function_name = ?1 AND name = ?2",
+            params![function.as_str(), alias],
+        )?;
         Ok(())
     }
 
@@ -233,6 +315,24 @@ fn upsert_version(
         ],
     )?;
     Ok(())
+}
+
+fn upsert_alias(
+    connection: &Connection,
+    function: &FunctionName,
+    alias: &Alias,
+) -> Result<(), StoreError> {
+    connection.execute(
+        "INSERT INTO function_aliases (function_name, name, record) VALUES (?1, ?2, ?3)
+         ON CONFLICT (function_name, name) DO UPDATE SET record = excluded.record",
+        params![function.as_str(), alias.name, encode(alias)?],
+    )?;
+    Ok(())
+}
+
+fn last_published_column(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value)
+        .map_err(|_| StoreError::CorruptRecord(format!("version number {value} out of range")))
 }
 
 fn encode(value: &impl serde::Serialize) -> Result<String, StoreError> {
@@ -323,6 +423,8 @@ mod tests {
             tags: BTreeMap::from([("team".into(), "kiln".into())]),
             latest,
             published: BTreeMap::new(),
+            last_published: 0,
+            aliases: BTreeMap::new(),
         }
     }
 
@@ -363,6 +465,54 @@ mod tests {
         store.delete_function(&function.name).unwrap();
         assert!(store.load_functions().unwrap().is_empty());
         assert_eq!(count_versions(&store, "f1").unwrap(), 0, "versions cascade");
+    }
+
+    #[test]
+    fn aliases_and_the_version_counter_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let function = sample("f1");
+        let alias = Alias {
+            name: "live".into(),
+            function_version: VersionId::Published(1).into(),
+            description: "d".into(),
+            routing: Some(kiln_core::AdditionalVersion {
+                version: 2,
+                weight: 0.3,
+            }),
+            revision_id: "rev-a".into(),
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.insert_function(&function).unwrap();
+            let mut v1 = function.latest.clone();
+            v1.version = VersionId::Published(1).into();
+            let mut v2 = v1.clone();
+            v2.version = VersionId::Published(2).into();
+            store
+                .put_versions(&function.name, &[&v1, &function.latest], 1)
+                .unwrap();
+            store.put_versions(&function.name, &[&v2], 2).unwrap();
+            store.put_alias(&function.name, &alias).unwrap();
+            store
+                .delete_version(&function.name, VersionId::Published(2))
+                .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let loaded = store.load_functions().unwrap().remove(0);
+        assert_eq!(loaded.last_published, 2, "a deleted number stays used");
+        assert_eq!(loaded.published.len(), 1);
+        assert_eq!(loaded.aliases.get("live"), Some(&alias));
+        store.delete_alias(&function.name, "live").unwrap();
+        assert!(store.load_functions().unwrap()[0].aliases.is_empty());
+        store.put_alias(&function.name, &alias).unwrap();
+        store.delete_function(&function.name).unwrap();
+        let connection = store.lock();
+        let aliases: i64 = connection
+            .query_row("SELECT COUNT(*) FROM function_aliases", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(aliases, 0, "aliases cascade");
     }
 
     /// The stored JSON is the store's schema: if this test fails, a domain type changed shape

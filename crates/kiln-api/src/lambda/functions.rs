@@ -147,7 +147,7 @@ pub(crate) async fn create(
         ));
     }
     config::check_supported(&request.fields)?;
-    refuse_publishing(request.publish, request.publish_to.as_deref())?;
+    refuse_publish_to(request.publish_to.as_deref())?;
     let (Some(runtime), Some(handler)) = (&request.fields.runtime, &request.fields.handler) else {
         return Err(config::refuse(
             "Runtime and Handler are mandatory parameters for functions created with deployment \
@@ -206,26 +206,34 @@ pub(crate) async fn create(
             config: function_config,
             zip,
             tags,
+            publish: request.publish == Some(true),
         })
         .await
         .map_err(|error| engine_error(account, error))?;
     let function = lookup(state, &name)?;
+    // With Publish=true Lambda answers with version 1 under the unqualified ARN.
     Ok(json(
         StatusCode::CREATED,
-        &render::configuration(account, &function, &created, false, View::Full),
+        &render::configuration_as(
+            account,
+            &function,
+            &created,
+            account.function_arn(&name),
+            View::Full,
+        ),
     ))
 }
 
 /// `GET /2015-03-31/functions/{FunctionName}`.
 pub(crate) fn get(state: &ApiState, context: &RequestContext) -> Result<Response, ApiError> {
-    let (function, version, qualified) = resolve(state, context)?;
+    let (function, version, arn) = resolve(state, context)?;
     Ok(json(
         StatusCode::OK,
         &render::get_function(
             state.engine().account(),
             &function,
             &version,
-            qualified,
+            arn,
             &context.host,
         ),
     ))
@@ -236,24 +244,25 @@ pub(crate) fn get_configuration(
     state: &ApiState,
     context: &RequestContext,
 ) -> Result<Response, ApiError> {
-    let (function, version, qualified) = resolve(state, context)?;
+    let (function, version, arn) = resolve(state, context)?;
     Ok(json(
         StatusCode::OK,
-        &render::configuration(
+        &render::configuration_as(
             state.engine().account(),
             &function,
             &version,
-            qualified,
+            arn,
             View::Full,
         ),
     ))
 }
 
-/// Finds the version a Get* request names; the flag says whether a qualifier was given.
+/// Finds the version a Get* request names (an alias names the version it points to), with
+/// the `FunctionArn` to show: qualified as the caller qualified it.
 fn resolve(
     state: &ApiState,
     context: &RequestContext,
-) -> Result<(Arc<Function>, FunctionVersion, bool), ApiError> {
+) -> Result<(Arc<Function>, FunctionVersion, String), ApiError> {
     let account = state.engine().account();
     let reference = function_ref::from_request(context, account, NameShape::Namespaced)?;
     let not_found = || {
@@ -270,11 +279,20 @@ fn resolve(
     let version = match reference.parsed_qualifier() {
         None => function.latest.clone(),
         Some(Ok(Qualifier::Version(id))) => function.version(id).cloned().ok_or_else(not_found)?,
-        // Kiln has no aliases yet, so no alias exists; nor does any version or alias with a
-        // name such as `$latest`.
-        Some(Ok(Qualifier::Alias(_)) | Err(_)) => return Err(not_found()),
+        Some(Ok(Qualifier::Alias(alias))) => function
+            .aliases
+            .get(&alias)
+            .and_then(|alias| function.version(alias.version_id()))
+            .cloned()
+            .ok_or_else(not_found)?,
+        // No version or alias has a name such as `$latest`.
+        Some(Err(_)) => return Err(not_found()),
     };
-    Ok((function, version, reference.qualifier.is_some()))
+    let arn = match &reference.qualifier {
+        None => account.function_arn(&function.name),
+        Some(qualifier) => format!("{}:{qualifier}", account.function_arn(&function.name)),
+    };
+    Ok((function, version, arn))
 }
 
 /// `GET /2015-03-31/functions`.
@@ -401,7 +419,7 @@ pub(crate) async fn update_code(
     violations.finish()?;
     let name = unqualified_target(context, account)?;
     lookup(state, &name)?;
-    refuse_publishing(request.publish, request.publish_to.as_deref())?;
+    refuse_publish_to(request.publish_to.as_deref())?;
     if request.image_uri.is_some() {
         return Err(config::refuse(
             "Please don't provide ImageUri when updating a function with packageType Zip.",
@@ -422,6 +440,7 @@ pub(crate) async fn update_code(
                 architecture: request.architectures.as_deref().map(config::architecture),
                 expected_revision: request.revision_id.clone(),
                 dry_run: request.dry_run.unwrap_or(false),
+                publish: request.publish == Some(true),
             },
         )
         .await
@@ -547,12 +566,12 @@ fn unqualified_target(
     }
 }
 
-/// Publishing versions arrives with versions and aliases; until then it is refused rather
-/// than silently ignored.
-fn refuse_publishing(publish: Option<bool>, publish_to: Option<&str>) -> Result<(), ApiError> {
-    if publish == Some(true) || publish_to.is_some() {
+/// `PublishTo` publishes to Lambda Managed Instances' capacity providers, which Kiln does
+/// not have; refused rather than silently ignored.
+fn refuse_publish_to(publish_to: Option<&str>) -> Result<(), ApiError> {
+    if publish_to.is_some() {
         return Err(config::refuse(
-            "Kiln does not publish function versions yet (Publish=true); see docs/compat.md.",
+            "Kiln does not support PublishTo (Lambda Managed Instances); use Publish=true.",
         ));
     }
     Ok(())

@@ -65,7 +65,7 @@ pub(crate) async fn invoke(
             let exists = match &qualifier {
                 None => true,
                 Some(Qualifier::Version(id)) => function.version(*id).is_some(),
-                Some(Qualifier::Alias(_)) => false,
+                Some(Qualifier::Alias(alias)) => function.aliases.contains_key(alias),
             };
             if !exists {
                 return Err(function_not_found(

@@ -12,11 +12,12 @@ mod invoke;
 mod render;
 mod runtimes;
 mod tags;
+mod versions;
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kiln_core::{AccountContext, FunctionName};
-use kiln_engine::{BusyActivity, EngineError, UnzipError};
+use kiln_engine::{AliasRule, BusyActivity, EngineError, UnzipError};
 
 use crate::ApiState;
 use crate::error::{ApiError, ErrorCode};
@@ -42,6 +43,13 @@ pub(crate) async fn handle(
         TagResource => tags::tag(state, &context).await,
         UntagResource => tags::untag(state, &context).await,
         ListTags => tags::list(state, &context),
+        PublishVersion => versions::publish(state, &context).await,
+        ListVersionsByFunction => versions::list_versions(state, &context),
+        CreateAlias => versions::create_alias(state, &context).await,
+        GetAlias => versions::get_alias(state, &context),
+        ListAliases => versions::list_aliases(state, &context),
+        UpdateAlias => versions::update_alias(state, &context).await,
+        DeleteAlias => versions::delete_alias(state, &context).await,
         other => Err(ApiError::new(
             ErrorCode::NotImplemented,
             format!(
@@ -122,10 +130,48 @@ pub(crate) fn engine_error(account: &AccountContext, error: EngineError) -> ApiE
             ApiError::invalid_parameter(format!("Unzipped size must be smaller than {limit} bytes"))
         }
         EngineError::InvalidZip(reason) => invalid_zip(&reason),
+        EngineError::CodeShaMismatch { given, current } => ApiError::invalid_parameter(format!(
+            "CodeSHA256 ({given}) is different from current CodeSHA256 in $LATEST ({current}). \
+             Please try again with the CodeSHA256 in $LATEST."
+        )),
+        EngineError::AliasExists { name, alias } => ApiError::conflict(format!(
+            "Alias already exists: {}:{alias}",
+            account.function_arn(&name)
+        )),
+        EngineError::AliasNotFound { name, alias } => ApiError::not_found(format!(
+            "Cannot find alias arn: {}:{alias}",
+            account.function_arn(&name)
+        )),
+        EngineError::VersionInUse { aliases } => ApiError::conflict(format!(
+            "Unable to delete version because the following aliases reference it: [{}]",
+            aliases.join(", ")
+        )),
+        EngineError::InvalidAlias(rule) => alias_rule_error(rule),
         error @ (EngineError::Store(_) | EngineError::Internal(_)) => {
             tracing::error!(%error, "engine failure");
             ApiError::internal("An internal error occurred while handling the request.")
         }
+    }
+}
+
+/// Lambda's error for an alias rule a create or update broke.
+fn alias_rule_error(rule: AliasRule) -> ApiError {
+    match rule {
+        AliasRule::AdditionalIsPrimary(version) => ApiError::invalid_parameter(format!(
+            "Invalid function version {version}. Function version {version} is already \
+             included in routing configuration."
+        )),
+        // Lambda sends this one without `Type`.
+        AliasRule::RoutingFromLatest => ApiError::invalid_parameter(
+            "$LATEST is not supported for an alias pointing to more than 1 version",
+        )
+        .without_type(),
+        AliasRule::DifferentRoles => ApiError::invalid_parameter(
+            "Specified versions must be associated with the same execution role",
+        ),
+        AliasRule::DifferentDeadLetterQueues => ApiError::invalid_parameter(
+            "Specified versions must be associated with the same dead-letter queue config",
+        ),
     }
 }
 

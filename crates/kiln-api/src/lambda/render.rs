@@ -1,6 +1,8 @@
 //! Rendering domain functions as Lambda's `FunctionConfiguration` and `GetFunction` JSON.
 
-use kiln_core::{AccountContext, Function, FunctionVersion, LogFormat, TracingMode, VersionId};
+use kiln_core::{
+    AccountContext, Alias, Function, FunctionVersion, LogFormat, TracingMode, VersionId,
+};
 use serde_json::{Map, Value, json};
 
 use crate::wire::lambda_timestamp;
@@ -21,7 +23,6 @@ pub(crate) fn configuration(
     qualified: bool,
     view: View,
 ) -> Value {
-    let config = &version.config;
     let version_id = version.version_id();
     let arn = if qualified || version_id != VersionId::Latest {
         format!(
@@ -32,6 +33,21 @@ pub(crate) fn configuration(
     } else {
         account.function_arn(&function.name)
     };
+    configuration_as(account, function, version, arn, view)
+}
+
+/// Lambda's `FunctionConfiguration` for one version, under the `FunctionArn` the caller used
+/// (an alias's ARN when it named an alias; unqualified for a version just published by
+/// `CreateFunction`).
+pub(crate) fn configuration_as(
+    account: &AccountContext,
+    function: &Function,
+    version: &FunctionVersion,
+    arn: String,
+    view: View,
+) -> Value {
+    let config = &version.config;
+    let version_id = version.version_id();
     let mut out = Map::new();
     out.insert("FunctionName".into(), json!(function.name.as_str()));
     out.insert("FunctionArn".into(), json!(arn));
@@ -150,13 +166,13 @@ pub(crate) fn get_function(
     account: &AccountContext,
     function: &Function,
     version: &FunctionVersion,
-    qualified: bool,
+    arn: String,
     host: &str,
 ) -> Value {
     let mut out = Map::new();
     out.insert(
         "Configuration".into(),
-        configuration(account, function, version, qualified, View::Full),
+        configuration_as(account, function, version, arn, View::Full),
     );
     out.insert(
         "Code".into(),
@@ -168,6 +184,33 @@ pub(crate) fn get_function(
     if !function.tags.is_empty() {
         out.insert("Tags".into(), json!(function.tags));
     }
+    Value::Object(out)
+}
+
+/// Lambda's `AliasConfiguration`.
+pub(crate) fn alias(account: &AccountContext, function: &Function, alias: &Alias) -> Value {
+    let mut out = Map::new();
+    out.insert(
+        "AliasArn".into(),
+        json!(format!(
+            "{}:{}",
+            account.function_arn(&function.name),
+            alias.name
+        )),
+    );
+    out.insert("Name".into(), json!(alias.name));
+    out.insert(
+        "FunctionVersion".into(),
+        json!(alias.version_id().as_lambda_string()),
+    );
+    out.insert("Description".into(), json!(alias.description));
+    if let Some(routing) = alias.routing {
+        out.insert(
+            "RoutingConfig".into(),
+            json!({"AdditionalVersionWeights": {routing.version.to_string(): routing.weight}}),
+        );
+    }
+    out.insert("RevisionId".into(), json!(alias.revision_id));
     Value::Object(out)
 }
 
