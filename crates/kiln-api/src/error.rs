@@ -14,6 +14,8 @@ use axum::response::{IntoResponse, Response};
 pub enum ErrorCode {
     ResourceNotFound,
     ResourceConflict,
+    /// A resource in a transitional state (an event source mapping being changed).
+    ResourceInUse,
     InvalidParameterValue,
     InvalidRequestContent,
     /// Unmodelled constraint violations (`max`, `pattern`, `enum`), which AWS reports this way.
@@ -48,6 +50,7 @@ impl ErrorCode {
         match self {
             ErrorCode::ResourceNotFound => "ResourceNotFoundException",
             ErrorCode::ResourceConflict => "ResourceConflictException",
+            ErrorCode::ResourceInUse => "ResourceInUseException",
             ErrorCode::InvalidParameterValue => "InvalidParameterValueException",
             ErrorCode::InvalidRequestContent => "InvalidRequestContentException",
             ErrorCode::Validation => "ValidationException",
@@ -69,6 +72,7 @@ impl ErrorCode {
             ErrorCode::ResourceConflict => StatusCode::CONFLICT,
             ErrorCode::InvalidParameterValue
             | ErrorCode::InvalidRequestContent
+            | ErrorCode::ResourceInUse
             | ErrorCode::Validation => StatusCode::BAD_REQUEST,
             ErrorCode::RequestEntityTooLarge | ErrorCode::RequestTooLarge => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -91,6 +95,7 @@ impl ErrorCode {
             | ErrorCode::RequestTooLarge
             | ErrorCode::PreconditionFailed => MessageKey::Lower,
             ErrorCode::ResourceNotFound
+            | ErrorCode::ResourceInUse
             | ErrorCode::ServiceException
             | ErrorCode::AccessDenied
             | ErrorCode::NotImplemented

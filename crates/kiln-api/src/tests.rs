@@ -30,6 +30,7 @@ async fn harness() -> Harness {
             region: "us-east-1".into(),
         },
         EngineConfig::default(),
+        None,
     )
     .await
     .unwrap();

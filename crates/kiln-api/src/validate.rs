@@ -165,6 +165,10 @@ model_pattern!(
 );
 model_pattern!(QUALIFIER, r"\$(LATEST(\.PUBLISHED)?)|[a-zA-Z0-9-_$]+");
 model_pattern!(FUNCTION_VERSION, r"(\$LATEST|[0-9]+)");
+model_pattern!(
+    EVENT_SOURCE_ARN,
+    r"arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1})?:(\d{12})?:(.*)"
+);
 model_pattern!(HANDLER, r"[^\s]+");
 model_pattern!(KMS_KEY_ARN, r"(arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*)|()");
 model_pattern!(LOG_GROUP, r"[\.\-_/#A-Za-z0-9]+");

@@ -27,6 +27,14 @@ impl AccountContext {
         format!("{}:{}", self.function_arn(name), qualifier)
     }
 
+    /// `arn:aws:lambda:REGION:ACCOUNT:event-source-mapping:UUID`.
+    pub fn event_source_mapping_arn(&self, uuid: &str) -> String {
+        format!(
+            "arn:{}:lambda:{}:{}:event-source-mapping:{uuid}",
+            self.partition, self.region, self.account_id
+        )
+    }
+
     /// The ARN of a role in this account.
     pub fn role_arn(&self, role_name: &str) -> String {
         format!(

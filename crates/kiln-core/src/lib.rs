@@ -6,10 +6,12 @@
 //! persists them in its own schema (see `kiln-store`).
 
 mod account;
+mod event_source;
 mod function;
 mod names;
 
 pub use account::AccountContext;
+pub use event_source::{EventSourceMapping, EventSourceState};
 pub use function::{
     AdditionalVersion, Alias, Architecture, CodeArtifact, DeadLetterConfig, Function,
     FunctionConfig, FunctionState, FunctionVersion, LastUpdate, LastUpdateStatus, LogFormat,

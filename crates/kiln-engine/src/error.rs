@@ -41,6 +41,26 @@ pub enum EngineError {
     VersionInUse { aliases: Vec<String> },
     #[error("invalid alias: {0}")]
     InvalidAlias(AliasRule),
+    #[error("event source mapping not found")]
+    EventSourceMappingNotFound,
+    #[error("the event source mapping's function does not exist")]
+    EventSourceFunctionMissing,
+    #[error("unrecognized event source")]
+    UnrecognizedEventSource,
+    #[error("event sources of {service} are not supported")]
+    UnsupportedEventSource { service: String },
+    #[error("the event source queue does not exist")]
+    EventSourceQueueMissing,
+    #[error("a mapping of {event_source_arn} to {function} exists: {uuid}")]
+    DuplicateEventSourceMapping {
+        uuid: String,
+        event_source_arn: String,
+        function: FunctionName,
+    },
+    #[error("the event source mapping is {state:?}")]
+    EventSourceMappingBusy { state: kiln_core::EventSourceState },
+    #[error("invalid event source mapping: {0}")]
+    EventSourceRule(EventSourceRule),
     #[error("store failure: {0}")]
     Store(StoreError),
     #[error("internal error: {0}")]
@@ -58,6 +78,24 @@ pub enum AliasRule {
     DifferentRoles,
     #[error("the two versions have different dead-letter queues")]
     DifferentDeadLetterQueues,
+}
+
+/// A rule an event source mapping's settings broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventSourceRule {
+    #[error("a batch size over 10 needs a batching window")]
+    BatchWindowRequired,
+    #[error("FIFO queues take batches of at most 10")]
+    FifoBatchSize,
+    #[error(
+        "the queue's visibility timeout ({queue_seconds} s) is shorter than the function's timeout ({function_seconds} s)"
+    )]
+    VisibilityTimeoutTooShort {
+        queue_seconds: u64,
+        function_seconds: u32,
+    },
+    #[error("invalid filter pattern")]
+    InvalidFilter,
 }
 
 /// What a busy function is doing.

@@ -10,6 +10,7 @@
 //! requests into these calls and [`EngineError`]s back into AWS errors.
 
 mod error;
+mod event_sources;
 pub mod execution;
 mod registry;
 mod versions;
@@ -24,7 +25,8 @@ use kiln_core::{
 use kiln_store::{BlobStore, Store, UnzipLimits};
 use tokio::sync::Mutex;
 
-pub use error::{AliasRule, BusyActivity, EngineError};
+pub use error::{AliasRule, BusyActivity, EngineError, EventSourceRule};
+pub use event_sources::{EventSourceMappingUpdate, NewEventSourceMapping, QueueFacts};
 pub use kiln_store::UnzipError;
 use registry::Registry;
 pub use versions::{AliasChange, InvocationTarget, NewAlias, PublishRequest};
@@ -184,6 +186,9 @@ struct EngineInner {
     writer: Mutex<()>,
     /// Code stored for a change that has not committed yet.
     pinned_code: Arc<PinnedCode>,
+    event_sources: event_sources::EventSources,
+    /// Kiln's SQS service, which event source mappings poll (`None`: no queues).
+    queues: Option<kiln_queues::QueueService>,
 }
 
 /// Digests of packages stored but not yet referenced by a committed version. Garbage
@@ -234,16 +239,22 @@ impl Drop for CodePin {
 }
 
 impl Engine {
-    /// Loads every function from `store` and resumes deployments that were interrupted.
+    /// Loads every function and event source mapping from `store`, resumes deployments that
+    /// were interrupted and starts the pollers of enabled mappings (on `queues`).
     pub async fn start(
         store: Store,
         account: AccountContext,
         config: EngineConfig,
+        queues: Option<kiln_queues::QueueService>,
     ) -> Result<Self, EngineError> {
         let store = Arc::new(store);
         let loaded = {
             let store = Arc::clone(&store);
             blocking(move || store.load_functions()).await??
+        };
+        let mappings = {
+            let store = Arc::clone(&store);
+            blocking(move || store.load_event_source_mappings()).await??
         };
         let unfinished: Vec<(FunctionName, String)> = loaded
             .iter()
@@ -270,6 +281,8 @@ impl Engine {
                 registry,
                 writer: Mutex::new(()),
                 pinned_code: Arc::default(),
+                event_sources: event_sources::EventSources::new(mappings),
+                queues,
             }),
         };
         engine.sweep_unreferenced_code().await?;
@@ -277,6 +290,7 @@ impl Engine {
             tracing::info!(function = %name, "resuming interrupted deployment");
             engine.spawn_deployment(name, revision);
         }
+        engine.resume_event_sources();
         tracing::info!(functions = engine.inner.registry.len(), "engine started");
         Ok(engine)
     }
@@ -341,6 +355,7 @@ impl Engine {
 
     /// Shuts down every idle execution environment (at server shutdown).
     pub fn shutdown(&self) {
+        self.stop_event_sources();
         self.inner.executor.shutdown();
     }
 

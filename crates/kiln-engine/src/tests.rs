@@ -1,7 +1,9 @@
 use std::io::Write;
 use std::time::Duration;
 
-use kiln_core::{AdditionalVersion, Architecture, LoggingConfig, PackageType, TracingMode};
+use kiln_core::{
+    AdditionalVersion, Architecture, EventSourceState, LoggingConfig, PackageType, TracingMode,
+};
 
 use super::*;
 
@@ -49,6 +51,7 @@ async fn start(dir: &std::path::Path) -> Engine {
         Store::open(dir).unwrap(),
         account(),
         EngineConfig::default(),
+        None,
     )
     .await
     .unwrap()
@@ -728,4 +731,170 @@ async fn aliases_route_by_weight_and_pin_their_versions() {
         engine.alias(&name("f"), "live"),
         Err(EngineError::AliasNotFound { .. })
     ));
+}
+
+async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+fn queue_counts(queues: &kiln_queues::QueueService, arn: &str) -> (String, String) {
+    let attributes = queues
+        .get_attributes(
+            arn,
+            &[
+                "ApproximateNumberOfMessages".to_owned(),
+                "ApproximateNumberOfMessagesNotVisible".to_owned(),
+            ],
+        )
+        .unwrap();
+    (
+        attributes["ApproximateNumberOfMessages"].clone(),
+        attributes["ApproximateNumberOfMessagesNotVisible"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn sqs_mappings_feed_functions_and_follow_their_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = kiln_queues::QueueService::open(&dir.path().join("queues"), account()).unwrap();
+    let engine = Engine::start(
+        Store::open(dir.path()).unwrap(),
+        account(),
+        EngineConfig::default(),
+        Some(queues.clone()),
+    )
+    .await
+    .unwrap();
+    let queue = queues
+        .create_queue("source", &BTreeMap::new(), BTreeMap::new())
+        .await
+        .unwrap();
+    create(
+        &engine,
+        "f",
+        "def handler(event, context):\n    assert event['Records'][0]['eventSource'] == 'aws:sqs'\n",
+    )
+    .await;
+    wait_until_active(&engine, "f").await;
+    let new = |arn: &str| NewEventSourceMapping {
+        event_source_arn: arn.to_owned(),
+        function_name: name("f"),
+        qualifier: None,
+        batch_size: None,
+        maximum_batching_window_seconds: None,
+        enabled: true,
+        filter_patterns: None,
+        report_batch_item_failures: false,
+        maximum_concurrency: None,
+    };
+    let missing = engine
+        .create_event_source_mapping(new("arn:aws:sqs:us-east-1:000000000000:nope"))
+        .await;
+    assert!(matches!(missing, Err(EngineError::EventSourceQueueMissing)));
+    let mapping = engine
+        .create_event_source_mapping(new(&queue.arn))
+        .await
+        .unwrap();
+    assert_eq!(mapping.state, EventSourceState::Creating);
+    assert_eq!(mapping.batch_size, 10);
+    let duplicate = engine.create_event_source_mapping(new(&queue.arn)).await;
+    assert!(matches!(
+        duplicate,
+        Err(EngineError::DuplicateEventSourceMapping { .. })
+    ));
+    wait_for("the mapping is enabled", || {
+        engine.event_source_mapping(&mapping.uuid).unwrap().state == EventSourceState::Enabled
+    })
+    .await;
+
+    for n in 0..25 {
+        queues
+            .send(
+                &queue.arn,
+                kiln_queues::SendRequest {
+                    body: format!("message {n}"),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    wait_for("every message is processed and deleted", || {
+        queue_counts(&queues, &queue.arn) == ("0".into(), "0".into())
+    })
+    .await;
+
+    let disabling = engine
+        .update_event_source_mapping(
+            &mapping.uuid,
+            EventSourceMappingUpdate {
+                enabled: Some(false),
+                ..EventSourceMappingUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(disabling.state, EventSourceState::Disabling);
+    wait_for("the mapping is disabled", || {
+        engine.event_source_mapping(&mapping.uuid).unwrap().state == EventSourceState::Disabled
+    })
+    .await;
+    queues
+        .send(
+            &queue.arn,
+            kiln_queues::SendRequest {
+                body: "while disabled".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(queue_counts(&queues, &queue.arn), ("1".into(), "0".into()));
+    engine.shutdown();
+    drop(engine);
+
+    // After a restart the mapping is still there, disabled; enabling it resumes polling.
+    let engine = Engine::start(
+        Store::open(dir.path()).unwrap(),
+        account(),
+        EngineConfig::default(),
+        Some(queues.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        engine.event_source_mapping(&mapping.uuid).unwrap().state,
+        EventSourceState::Disabled
+    );
+    engine
+        .update_event_source_mapping(
+            &mapping.uuid,
+            EventSourceMappingUpdate {
+                enabled: Some(true),
+                ..EventSourceMappingUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    wait_for("the message sent while disabled is processed", || {
+        queue_counts(&queues, &queue.arn) == ("0".into(), "0".into())
+    })
+    .await;
+    let deleting = engine
+        .delete_event_source_mapping(&mapping.uuid)
+        .await
+        .unwrap();
+    assert_eq!(deleting.state, EventSourceState::Deleting);
+    wait_for("the mapping is gone", || {
+        engine.event_source_mapping(&mapping.uuid).is_err()
+    })
+    .await;
+    engine.shutdown();
 }

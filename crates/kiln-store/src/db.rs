@@ -34,6 +34,12 @@ const MIGRATIONS: &[&str] = &[
          record        TEXT NOT NULL,
          PRIMARY KEY (function_name, name)
      );",
+    // 3: event source mappings (independent of functions: a mapping outlives its function,
+    // as on Lambda).
+    "CREATE TABLE event_source_mappings (
+         uuid   TEXT PRIMARY KEY,
+         record TEXT NOT NULL
+     );",
 ];
 
 /// The persistent store: metadata in SQLite, code in a blob store and an extraction cache.
@@ -81,7 +87,7 @@ impl Store {
         &self.code
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
         // back), so a poisoned lock is safe to keep using.
         self.connection
@@ -335,7 +341,7 @@ fn last_published_column(value: u64) -> Result<i64, StoreError> {
         .map_err(|_| StoreError::CorruptRecord(format!("version number {value} out of range")))
 }
 
-fn encode(value: &impl serde::Serialize) -> Result<String, StoreError> {
+pub(crate) fn encode(value: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::CorruptRecord(e.to_string()))
 }
 

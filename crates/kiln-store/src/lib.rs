@@ -2,7 +2,8 @@
 //!
 //! Three pieces live under one data directory:
 //!
-//! - `kiln.db`: SQLite in WAL mode holding functions, versions and tags ([`Store`]). The
+//! - `kiln.db`: SQLite in WAL mode holding functions, versions, aliases, tags and event
+//!   source mappings ([`Store`]). The
 //!   schema is versioned with `PRAGMA user_version` and upgraded by ordered migrations.
 //! - `blobs/sha256/HEX.zip`: code packages, content-addressed by the SHA-256 of the zip
 //!   ([`BlobStore`]). Written to a temporary file, synced, then renamed into place.
@@ -17,6 +18,7 @@ mod blobs;
 mod code_cache;
 mod db;
 mod error;
+mod event_sources;
 mod unzip;
 
 pub use blobs::{BlobStore, StoredBlob};

@@ -152,7 +152,9 @@ async fn serve(args: ServeArgs, account: AccountContext) -> anyhow::Result<()> {
         },
         ..EngineConfig::default()
     };
-    let engine = Engine::start(store, account, config)
+    let queues = kiln_queues::QueueService::open(&args.data_dir, account.clone())
+        .context("opening the queue service")?;
+    let engine = Engine::start(store, account, config, Some(queues.clone()))
         .await
         .context("starting the engine")?;
     let state = ApiState::new(
@@ -167,6 +169,7 @@ async fn serve(args: ServeArgs, account: AccountContext) -> anyhow::Result<()> {
 
     serve_http(listener, kiln_api::router(state), args.shutdown_grace).await;
     engine.shutdown();
+    queues.shutdown();
     tracing::info!("kiln stopped");
     Ok(())
 }

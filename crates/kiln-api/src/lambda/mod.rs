@@ -6,6 +6,7 @@
 
 mod account;
 mod config;
+mod event_sources;
 mod function_ref;
 mod functions;
 mod invoke;
@@ -50,6 +51,11 @@ pub(crate) async fn handle(
         ListAliases => versions::list_aliases(state, &context),
         UpdateAlias => versions::update_alias(state, &context).await,
         DeleteAlias => versions::delete_alias(state, &context).await,
+        CreateEventSourceMapping => event_sources::create(state, &context).await,
+        GetEventSourceMapping => event_sources::get(state, &context),
+        ListEventSourceMappings => event_sources::list(state, &context),
+        UpdateEventSourceMapping => event_sources::update(state, &context).await,
+        DeleteEventSourceMapping => event_sources::delete(state, &context).await,
         other => Err(ApiError::new(
             ErrorCode::NotImplemented,
             format!(
@@ -147,6 +153,14 @@ pub(crate) fn engine_error(account: &AccountContext, error: EngineError) -> ApiE
             aliases.join(", ")
         )),
         EngineError::InvalidAlias(rule) => alias_rule_error(rule),
+        error @ (EngineError::EventSourceMappingNotFound
+        | EngineError::EventSourceFunctionMissing
+        | EngineError::UnrecognizedEventSource
+        | EngineError::UnsupportedEventSource { .. }
+        | EngineError::EventSourceQueueMissing
+        | EngineError::DuplicateEventSourceMapping { .. }
+        | EngineError::EventSourceMappingBusy { .. }
+        | EngineError::EventSourceRule(_)) => event_sources::mapping_error(account, error),
         error @ (EngineError::Store(_) | EngineError::Internal(_)) => {
             tracing::error!(%error, "engine failure");
             ApiError::internal("An internal error occurred while handling the request.")

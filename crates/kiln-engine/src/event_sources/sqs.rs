@@ -1,0 +1,414 @@
+//! The SQS poller of an event source mapping: receives batches from Kiln's queue service,
+//! filters them, invokes the function with Lambda's SQS event, and deletes what succeeded.
+//!
+//! As on Lambda: a batch is up to `BatchSize` messages collected for at most
+//! `MaximumBatchingWindowInSeconds` (one receive when the window is 0); messages no filter
+//! matches are deleted without invoking; a successful invocation deletes the batch, or with
+//! `ReportBatchItemFailures` everything but the reported failures (an invalid report fails the
+//! whole batch); a failed invocation deletes nothing, so the messages return after the queue's
+//! visibility timeout and, past `maxReceiveCount`, go to the queue's dead-letter queue. FIFO
+//! order holds because the queue hands out a message group's next messages only once the
+//! previous ones are deleted or visible again. `ScalingConfig.MaximumConcurrency` bounds the
+//! number of workers, each with at most one batch in flight.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use kiln_core::{EventSourceMapping, Qualifier};
+use kiln_event_filter::FilterCriteria;
+use kiln_queues::{DeleteEntry, ReceiveRequest, ReceivedMessage};
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::Engine;
+use crate::execution::InvokeRequest;
+
+/// Concurrent batches per mapping without `ScalingConfig` (Lambda starts with five pollers).
+const DEFAULT_WORKERS: u32 = 5;
+/// SQS's most messages per receive.
+const MAX_PER_RECEIVE: usize = 10;
+/// The system attributes Lambda puts into an SQS record.
+const RECORD_ATTRIBUTES: &[&str] = &[
+    "ApproximateReceiveCount",
+    "AWSTraceHeader",
+    "SentTimestamp",
+    "SequenceNumber",
+    "MessageGroupId",
+    "SenderId",
+    "MessageDeduplicationId",
+    "ApproximateFirstReceiveTimestamp",
+];
+/// How long one receive waits for messages; short so that a stopped poller exits soon (a
+/// long poll returns as soon as a message arrives, so this costs no latency).
+const RECEIVE_WAIT: Duration = Duration::from_secs(1);
+/// Pause after an invocation that could not run (function missing, throttled), so that a
+/// broken mapping does not spin.
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+/// What a mapping needs to know about its queue.
+#[derive(Debug, Clone)]
+pub struct QueueFacts {
+    pub fifo: bool,
+    pub visibility_timeout: Duration,
+}
+
+impl Engine {
+    /// The queue behind `arn`, if Kiln's queue service has it.
+    pub(super) fn queue_facts(&self, arn: &str) -> Option<QueueFacts> {
+        let queues = self.inner.queues.as_ref()?;
+        let queue = queues.queue_by_arn(arn)?;
+        Some(QueueFacts {
+            fifo: queue.fifo,
+            visibility_timeout: queue.visibility_timeout,
+        })
+    }
+}
+
+/// A mapping's running workers.
+#[derive(Debug)]
+pub(super) struct Poller {
+    stop: watch::Sender<bool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Poller {
+    pub(super) fn start(
+        engine: Engine,
+        mapping: EventSourceMapping,
+        filter: Option<FilterCriteria>,
+    ) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let count = mapping
+            .maximum_concurrency
+            .unwrap_or(DEFAULT_WORKERS)
+            .max(1);
+        let worker = Worker {
+            engine,
+            qualifier: mapping
+                .qualifier
+                .as_deref()
+                .and_then(|text| Qualifier::parse(text).ok()),
+            mapping,
+            filter,
+        };
+        let workers = (0..count)
+            .map(|_| {
+                let worker = worker.clone();
+                let stopped = stopped.clone();
+                tokio::spawn(async move { worker.run(stopped).await })
+            })
+            .collect();
+        Self { stop, workers }
+    }
+
+    /// Asks the workers to stop after their batch in flight.
+    pub(super) fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Stops the workers and waits until their batches in flight are done.
+    pub(super) async fn stop_and_wait(self) {
+        self.stop();
+        for worker in self.workers {
+            let _ = worker.await;
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Worker {
+    engine: Engine,
+    mapping: EventSourceMapping,
+    qualifier: Option<Qualifier>,
+    filter: Option<FilterCriteria>,
+}
+
+/// How one batch went.
+enum Outcome {
+    Done,
+    /// The invocation could not run; back off before the next batch.
+    CouldNotInvoke,
+}
+
+impl Worker {
+    async fn run(self, stopped: watch::Receiver<bool>) {
+        let Some(queues) = self.engine.inner.queues.clone() else {
+            return;
+        };
+        let arn = self.mapping.event_source_arn.clone();
+        while !*stopped.borrow() {
+            let batch = match self.collect_batch(&queues, &stopped).await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::warn!(mapping = %self.mapping.uuid, %error, "receiving from the queue failed");
+                    tokio::time::sleep(ERROR_BACKOFF).await;
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            if let Outcome::CouldNotInvoke = self.process(&queues, &arn, batch).await {
+                tokio::time::sleep(ERROR_BACKOFF).await;
+            }
+        }
+    }
+
+    /// Up to `BatchSize` messages, gathered for at most the batching window.
+    async fn collect_batch(
+        &self,
+        queues: &kiln_queues::QueueService,
+        stopped: &watch::Receiver<bool>,
+    ) -> Result<Vec<ReceivedMessage>, kiln_queues::QueueError> {
+        let arn = &self.mapping.event_source_arn;
+        let wanted = self.mapping.batch_size as usize;
+        let mut batch = queues
+            .receive(
+                arn,
+                ReceiveRequest {
+                    max_messages: MAX_PER_RECEIVE.min(self.mapping.batch_size as usize),
+                    wait: RECEIVE_WAIT,
+                    visibility_timeout: None,
+                },
+            )
+            .await?;
+        if batch.is_empty() || self.mapping.maximum_batching_window_seconds == 0 {
+            return Ok(batch);
+        }
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_secs(u64::from(self.mapping.maximum_batching_window_seconds));
+        while batch.len() < wanted && !*stopped.borrow() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let more = queues
+                .receive(
+                    arn,
+                    ReceiveRequest {
+                        max_messages: MAX_PER_RECEIVE.min(wanted - batch.len()),
+                        wait: left.min(RECEIVE_WAIT),
+                        visibility_timeout: None,
+                    },
+                )
+                .await?;
+            batch.extend(more);
+        }
+        Ok(batch)
+    }
+
+    async fn process(
+        &self,
+        queues: &kiln_queues::QueueService,
+        arn: &str,
+        batch: Vec<ReceivedMessage>,
+    ) -> Outcome {
+        let region = &self.engine.inner.account.region;
+        let mut records = Vec::with_capacity(batch.len());
+        let mut filtered_out = Vec::new();
+        for message in &batch {
+            let record = sqs_record(message, arn, region);
+            match &self.filter {
+                Some(filter) if !filter.matches_sqs_record(&record) => {
+                    filtered_out.push(message.receipt_handle.clone());
+                }
+                _ => records.push(record),
+            }
+        }
+        // Lambda deletes what no filter matches.
+        self.delete(queues, arn, filtered_out).await;
+        if records.is_empty() {
+            return Outcome::Done;
+        }
+        let ids: Vec<(String, String)> = batch
+            .iter()
+            .filter(|message| records.iter().any(|r| r["messageId"] == message.message_id))
+            .map(|message| (message.message_id.clone(), message.receipt_handle.clone()))
+            .collect();
+        let payload = json!({ "Records": records }).to_string();
+        let invoked = self
+            .engine
+            .invoke(
+                &self.mapping.function_name,
+                self.qualifier.as_ref(),
+                InvokeRequest {
+                    request_id: uuid::Uuid::new_v4().to_string(),
+                    payload: Bytes::from(payload),
+                    client_context: None,
+                    log_tail: false,
+                },
+            )
+            .await;
+        let response = match invoked {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::warn!(mapping = %self.mapping.uuid, %error, "event source mapping could not invoke its function");
+                return Outcome::CouldNotInvoke;
+            }
+        };
+        if response.function_error {
+            // The whole batch returns to the queue after its visibility timeout.
+            return Outcome::Done;
+        }
+        let succeeded: Vec<String> = if self.mapping.report_batch_item_failures {
+            match reported_failures(&response.payload, &ids) {
+                Some(failed) => ids
+                    .into_iter()
+                    .filter(|(id, _)| !failed.contains(id))
+                    .map(|(_, handle)| handle)
+                    .collect(),
+                None => Vec::new(),
+            }
+        } else {
+            ids.into_iter().map(|(_, handle)| handle).collect()
+        };
+        self.delete(queues, arn, succeeded).await;
+        Outcome::Done
+    }
+
+    async fn delete(&self, queues: &kiln_queues::QueueService, arn: &str, handles: Vec<String>) {
+        if handles.is_empty() {
+            return;
+        }
+        // SQS deletes at most 10 per request; the service has no such limit in-process.
+        let entries: Vec<DeleteEntry> = handles
+            .into_iter()
+            .enumerate()
+            .map(|(index, receipt_handle)| DeleteEntry {
+                id: index.to_string(),
+                receipt_handle,
+            })
+            .collect();
+        match queues.delete_batch(arn, &entries).await {
+            Ok(outcomes) => {
+                for error in outcomes.into_iter().filter_map(Result::err) {
+                    // The message comes back after its visibility timeout: at-least-once.
+                    tracing::warn!(mapping = %self.mapping.uuid, %error, "deleting a processed message failed");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(mapping = %self.mapping.uuid, %error, "deleting processed messages failed");
+            }
+        }
+    }
+}
+
+/// The message ids a `ReportBatchItemFailures` response names, or `None` when the response
+/// fails the whole batch (not a valid report, or an id that is not in the batch). An empty
+/// response, `null`, `{}` and an empty list all mean success.
+fn reported_failures(payload: &[u8], batch: &[(String, String)]) -> Option<HashSet<String>> {
+    let text = std::str::from_utf8(payload).ok()?.trim();
+    if text.is_empty() {
+        return Some(HashSet::new());
+    }
+    let value: Value = serde_json::from_str(text).ok()?;
+    let failures = match &value {
+        Value::Null => return Some(HashSet::new()),
+        Value::Object(object) => match object.get("batchItemFailures") {
+            None | Some(Value::Null) => return Some(HashSet::new()),
+            Some(Value::Array(items)) => items,
+            Some(_) => return None,
+        },
+        _ => return None,
+    };
+    let mut failed = HashSet::new();
+    for item in failures {
+        let id = item.get("itemIdentifier")?.as_str()?;
+        if id.is_empty() || !batch.iter().any(|(known, _)| known == id) {
+            return None;
+        }
+        failed.insert(id.to_owned());
+    }
+    Some(failed)
+}
+
+/// One record of Lambda's SQS event.
+pub(crate) fn sqs_record(message: &ReceivedMessage, arn: &str, region: &str) -> Value {
+    let mut attributes = Map::new();
+    for name in RECORD_ATTRIBUTES {
+        if let Some(value) = message.system_attributes.get(*name) {
+            attributes.insert((*name).to_owned(), json!(value));
+        }
+    }
+    let mut message_attributes = Map::new();
+    for (name, attribute) in &message.message_attributes {
+        let mut entry = Map::new();
+        if let Some(text) = &attribute.string_value {
+            entry.insert("stringValue".into(), json!(text));
+        }
+        if let Some(binary) = &attribute.binary_value {
+            entry.insert(
+                "binaryValue".into(),
+                json!(base64::engine::general_purpose::STANDARD.encode(binary)),
+            );
+        }
+        entry.insert("stringListValues".into(), json!([]));
+        entry.insert("binaryListValues".into(), json!([]));
+        entry.insert("dataType".into(), json!(attribute.data_type));
+        message_attributes.insert(name.clone(), Value::Object(entry));
+    }
+    json!({
+        "messageId": message.message_id,
+        "receiptHandle": message.receipt_handle,
+        "body": message.body,
+        "attributes": attributes,
+        "messageAttributes": message_attributes,
+        "md5OfMessageAttributes": message.md5_of_message_attributes,
+        "md5OfBody": message.md5_of_body,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": region,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch() -> Vec<(String, String)> {
+        vec![("a".into(), "ha".into()), ("b".into(), "hb".into())]
+    }
+
+    #[test]
+    fn batch_item_failure_reports_are_read_as_lambda_reads_them() {
+        let none = Some(HashSet::new());
+        assert_eq!(reported_failures(b"", &batch()), none);
+        assert_eq!(reported_failures(b"null", &batch()), none);
+        assert_eq!(reported_failures(b"{}", &batch()), none);
+        assert_eq!(
+            reported_failures(br#"{"batchItemFailures": []}"#, &batch()),
+            none
+        );
+        assert_eq!(
+            reported_failures(
+                br#"{"batchItemFailures": [{"itemIdentifier": "b"}]}"#,
+                &batch()
+            ),
+            Some(HashSet::from(["b".to_owned()]))
+        );
+        // Anything else fails the whole batch.
+        assert_eq!(reported_failures(b"not json", &batch()), None);
+        assert_eq!(
+            reported_failures(
+                br#"{"batchItemFailures": [{"itemIdentifier": "zzz"}]}"#,
+                &batch()
+            ),
+            None
+        );
+        assert_eq!(
+            reported_failures(
+                br#"{"batchItemFailures": [{"itemIdentifier": ""}]}"#,
+                &batch()
+            ),
+            None
+        );
+        assert_eq!(
+            reported_failures(br#"{"batchItemFailures": [{}]}"#, &batch()),
+            None
+        );
+        assert_eq!(reported_failures(b"[1]", &batch()), None);
+    }
+}
