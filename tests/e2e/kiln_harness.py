@@ -34,11 +34,15 @@ class KilnServer:
         self.extra_args = list(extra_args)
         self.process: subprocess.Popen | None = None
         self.url: str | None = None
+        # The SQS endpoint's URL; every server gets its own port unless the test chose one.
+        self.sqs_url: str | None = None
+        self.sqs_listen = "127.0.0.1:0"
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
 
     def start(self, listen: str = "127.0.0.1:0") -> "KilnServer":
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
+        sqs_args = [] if "--sqs-listen" in self.extra_args else ["--sqs-listen", self.sqs_listen]
         self.process = subprocess.Popen(
             [
                 str(kiln_binary()),
@@ -47,6 +51,7 @@ class KilnServer:
                 listen,
                 "--data-dir",
                 str(self.data_dir),
+                *sqs_args,
                 *self.extra_args,
             ],
             stdout=subprocess.PIPE,
@@ -61,6 +66,14 @@ class KilnServer:
                 f"kiln did not start: {line!r}\n{self.log_path.read_text(errors='replace')}"
             )
         self.url = line.split("Kiln listening on ", 1)[1].strip()
+        if "off" not in (sqs_args or self.extra_args):
+            sqs_line = self.process.stdout.readline().decode()
+            if not sqs_line.startswith("Kiln SQS listening on "):
+                self.process.kill()
+                raise RuntimeError(f"kiln did not announce its SQS endpoint: {sqs_line!r}")
+            self.sqs_url = sqs_line.split("Kiln SQS listening on ", 1)[1].strip()
+            # A restart keeps the same SQS port, so queue URLs stay valid.
+            self.sqs_listen = self.sqs_url.removeprefix("http://")
         self.wait_healthy()
         return self
 

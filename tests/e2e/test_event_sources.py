@@ -169,7 +169,7 @@ def test_messages_reach_the_function_as_lambdas_sqs_event(server):
     )
     assert_matches(
         created,
-        recorded(SQS_RECORDINGS, "test_lambda_integration_sqs.py::test_sqs_event_source_mapping",
+        recorded(SQS_RECORDINGS, "event_source_mapping/test_lambda_integration_sqs.py::TestSQSEventSourceMapping::test_sqs_event_source_mapping",
                  "create-event-source-mapping-response"),
     )
     assert created["ResponseMetadata"]["HTTPStatusCode"] == 202
@@ -198,7 +198,7 @@ def test_messages_reach_the_function_as_lambdas_sqs_event(server):
     assert record["attributes"]["ApproximateReceiveCount"] == "1"
     # The recorded AWS event for exactly these attributes.
     expected = recorded(
-        SQS_RECORDINGS, "test_lambda_integration_sqs.py::test_message_body_and_attributes_passed_correctly",
+        SQS_RECORDINGS, "event_source_mapping/test_lambda_integration_sqs.py::test_message_body_and_attributes_passed_correctly",
         "first_attempt",
     )["Messages"][0]["Body"]["event"]["Records"][0]
     assert record["messageAttributes"] == expected["messageAttributes"]
@@ -397,13 +397,13 @@ def test_mapping_errors_as_aws(server):
         )
     assert_matches(
         error_response(excinfo.value),
-        recorded(SQS_RECORDINGS, "test_lambda_integration_sqs.py::test_esm_with_not_existing_sqs_queue", "error"),
+        recorded(SQS_RECORDINGS, "event_source_mapping/test_lambda_integration_sqs.py::test_esm_with_not_existing_sqs_queue", "error"),
     )
     with pytest.raises(ClientError) as excinfo:
         lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=name, BatchSize=20)
     assert_matches(
         error_response(excinfo.value),
-        recorded(SQS_RECORDINGS, "test_lambda_integration_sqs.py::test_event_source_mapping_default_batch_size",
+        recorded(SQS_RECORDINGS, "event_source_mapping/test_lambda_integration_sqs.py::TestSQSEventSourceMapping::test_event_source_mapping_default_batch_size",
                  "invalid-create-event-source-mapping"),
     )
     for pattern in ("simple string", json.dumps({"eventSource": "aws:sqs"}) + "x"):

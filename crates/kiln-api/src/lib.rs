@@ -9,7 +9,8 @@
 //!    input, calls the engine, and renders Lambda's JSON. Errors become [`ApiError`]s, which
 //!    know their AWS wire form.
 //!
-//! Only this crate knows AWS wire shapes; the engine sees typed commands.
+//! Only this crate knows AWS wire shapes; the engine sees typed commands. The SQS-compatible
+//! queue service has its own port and router ([`sqs::router`]).
 
 pub mod error;
 mod kiln_endpoints;
@@ -17,6 +18,7 @@ mod lambda;
 mod logs_endpoint;
 pub mod operation;
 mod request;
+pub mod sqs;
 mod validate;
 mod wire;
 

@@ -1029,7 +1029,7 @@ fn sweep_loop(inner: &std::sync::Weak<Inner>) {
             return;
         }
         ticks += 1;
-        QueueService { inner }.sweep(ticks % 60 == 0);
+        QueueService { inner }.sweep(ticks.is_multiple_of(60));
     }
 }
 

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use kiln_api::sqs::SqsState;
 use kiln_api::{ApiConfig, ApiState};
 use kiln_core::AccountContext;
 use kiln_engine::execution::{ExecutionConfig, InterpreterOverrides};
 use kiln_engine::{Engine, EngineConfig};
+use kiln_queues::QueueService;
 use kiln_store::Store;
 use tokio::net::TcpListener;
 
@@ -19,6 +21,11 @@ pub struct ServeArgs {
     /// Address to serve every API on.
     #[arg(long, env = "KILN_LISTEN", default_value = "127.0.0.1:9700")]
     listen: SocketAddr,
+
+    /// Address of the SQS-compatible queue endpoint (its own port, as queue URLs point at it);
+    /// `off` disables it.
+    #[arg(long, env = "KILN_SQS_LISTEN", default_value = "127.0.0.1:9701", value_parser = parse_optional_address)]
+    sqs_listen: OptionalAddress,
 
     /// Directory holding Kiln's database and code packages.
     #[arg(long, env = "KILN_DATA_DIR", default_value = "./.kiln")]
@@ -152,9 +159,23 @@ async fn serve(args: ServeArgs, account: AccountContext) -> anyhow::Result<()> {
         },
         ..EngineConfig::default()
     };
-    let queues = kiln_queues::QueueService::open(&args.data_dir, account.clone())
-        .context("opening the queue service")?;
-    let engine = Engine::start(store, account, config, Some(queues.clone()))
+    let queues = match args.sqs_listen.0 {
+        Some(sqs_address) => {
+            let queues = QueueService::open(&args.data_dir, account.clone())
+                .with_context(|| format!("opening the queues in {}", args.data_dir.display()))?;
+            let sqs_listener = TcpListener::bind(sqs_address).await.with_context(|| {
+                format!("binding the SQS endpoint to {sqs_address} (--sqs-listen)")
+            })?;
+            let bound = sqs_listener
+                .local_addr()
+                .context("reading the bound SQS address")?;
+            Some((queues, sqs_listener, bound))
+        }
+        None => None,
+    };
+    // Event source mappings poll the queues in-process.
+    let mapped_queues = queues.as_ref().map(|(queues, _, _)| queues.clone());
+    let engine = Engine::start(store, account, config, mapped_queues)
         .await
         .context("starting the engine")?;
     let state = ApiState::new(
@@ -166,10 +187,32 @@ async fn serve(args: ServeArgs, account: AccountContext) -> anyhow::Result<()> {
     tracing::info!(%address, data_dir = %args.data_dir.display(), "kiln listening");
     // Scripts and tests read the bound address (useful with port 0) from this line.
     println!("Kiln listening on http://{address}");
+    let sqs_server = queues.map(|(queues, sqs_listener, bound)| {
+        let reachable = if bound.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], bound.port()))
+        } else {
+            bound
+        };
+        let router = kiln_api::sqs::router(SqsState::new(queues.clone(), reachable.to_string()));
+        tracing::info!(address = %bound, "kiln SQS endpoint listening");
+        // Read by scripts and tests after the main line (useful with port 0).
+        println!("Kiln SQS listening on http://{bound}");
+        let grace = args.shutdown_grace;
+        (
+            queues,
+            tokio::spawn(serve_http(sqs_listener, router, grace)),
+        )
+    });
 
     serve_http(listener, kiln_api::router(state), args.shutdown_grace).await;
+    // Pollers stop before the queues close: a batch in flight finishes or returns to its queue.
     engine.shutdown();
-    queues.shutdown();
+    if let Some((queues, server)) = sqs_server {
+        // Both servers stop on the same signal; wait for the SQS one to finish its requests.
+        let _ = server.await;
+        // Commits what the writer still holds.
+        queues.shutdown();
+    }
     tracing::info!("kiln stopped");
     Ok(())
 }
@@ -229,6 +272,20 @@ async fn serve_http(listener: TcpListener, router: axum::Router, grace: Duration
             "requests still in flight after the shutdown grace period; closing them"
         );
     }
+}
+
+/// An address flag that can be `off`.
+#[derive(Debug, Clone, Copy)]
+struct OptionalAddress(Option<SocketAddr>);
+
+fn parse_optional_address(text: &str) -> Result<OptionalAddress, String> {
+    if text.trim() == "off" {
+        return Ok(OptionalAddress(None));
+    }
+    text.trim()
+        .parse()
+        .map(|address| OptionalAddress(Some(address)))
+        .map_err(|_| format!("{text:?} is not an address such as 127.0.0.1:9701, or off"))
 }
 
 /// A duration flag that can be `off`.

@@ -8,10 +8,14 @@
 //! whole batch); a failed invocation deletes nothing, so the messages return after the queue's
 //! visibility timeout and, past `maxReceiveCount`, go to the queue's dead-letter queue. FIFO
 //! order holds because the queue hands out a message group's next messages only once the
-//! previous ones are deleted or visible again. `ScalingConfig.MaximumConcurrency` bounds the
-//! number of workers, each with at most one batch in flight.
+//! previous ones are deleted or visible again.
+//!
+//! One collector per mapping gathers batches one after another (so a batch fills up to its
+//! size or window before it is handed over, as Lambda's batching promises) and hands each to
+//! its own task; `ScalingConfig.MaximumConcurrency` (default 5) bounds the batches in flight.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -20,14 +24,14 @@ use kiln_core::{EventSourceMapping, Qualifier};
 use kiln_event_filter::FilterCriteria;
 use kiln_queues::{DeleteEntry, ReceiveRequest, ReceivedMessage};
 use serde_json::{Map, Value, json};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::Engine;
 use crate::execution::InvokeRequest;
 
 /// Concurrent batches per mapping without `ScalingConfig` (Lambda starts with five pollers).
-const DEFAULT_WORKERS: u32 = 5;
+const DEFAULT_CONCURRENCY: u32 = 5;
 /// SQS's most messages per receive.
 const MAX_PER_RECEIVE: usize = 10;
 /// The system attributes Lambda puts into an SQS record.
@@ -67,11 +71,11 @@ impl Engine {
     }
 }
 
-/// A mapping's running workers.
+/// A mapping's running collector and its batches in flight.
 #[derive(Debug)]
 pub(super) struct Poller {
     stop: watch::Sender<bool>,
-    workers: Vec<JoinHandle<()>>,
+    collector: JoinHandle<()>,
 }
 
 impl Poller {
@@ -81,10 +85,6 @@ impl Poller {
         filter: Option<FilterCriteria>,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let count = mapping
-            .maximum_concurrency
-            .unwrap_or(DEFAULT_WORKERS)
-            .max(1);
         let worker = Worker {
             engine,
             qualifier: mapping
@@ -94,14 +94,8 @@ impl Poller {
             mapping,
             filter,
         };
-        let workers = (0..count)
-            .map(|_| {
-                let worker = worker.clone();
-                let stopped = stopped.clone();
-                tokio::spawn(async move { worker.run(stopped).await })
-            })
-            .collect();
-        Self { stop, workers }
+        let collector = tokio::spawn(async move { worker.run(stopped).await });
+        Self { stop, collector }
     }
 
     /// Asks the workers to stop after their batch in flight.
@@ -109,12 +103,10 @@ impl Poller {
         let _ = self.stop.send(true);
     }
 
-    /// Stops the workers and waits until their batches in flight are done.
+    /// Stops collecting and waits until the batches in flight are done.
     pub(super) async fn stop_and_wait(self) {
         self.stop();
-        for worker in self.workers {
-            let _ = worker.await;
-        }
+        let _ = self.collector.await;
     }
 }
 
@@ -138,8 +130,18 @@ impl Worker {
         let Some(queues) = self.engine.inner.queues.clone() else {
             return;
         };
-        let arn = self.mapping.event_source_arn.clone();
+        let concurrency = self
+            .mapping
+            .maximum_concurrency
+            .unwrap_or(DEFAULT_CONCURRENCY)
+            .max(1);
+        let slots = Arc::new(Semaphore::new(concurrency as usize));
+        let mut in_flight = JoinSet::new();
         while !*stopped.borrow() {
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                break;
+            };
+            while in_flight.try_join_next().is_some() {}
             let batch = match self.collect_batch(&queues, &stopped).await {
                 Ok(batch) => batch,
                 Err(error) => {
@@ -151,10 +153,18 @@ impl Worker {
             if batch.is_empty() {
                 continue;
             }
-            if let Outcome::CouldNotInvoke = self.process(&queues, &arn, batch).await {
-                tokio::time::sleep(ERROR_BACKOFF).await;
-            }
+            let worker = self.clone();
+            let queues = queues.clone();
+            in_flight.spawn(async move {
+                let arn = worker.mapping.event_source_arn.clone();
+                if let Outcome::CouldNotInvoke = worker.process(&queues, &arn, batch).await {
+                    // Holding the slot: a mapping whose function cannot run slows down.
+                    tokio::time::sleep(ERROR_BACKOFF).await;
+                }
+                drop(slot);
+            });
         }
+        while in_flight.join_next().await.is_some() {}
     }
 
     /// Up to `BatchSize` messages, gathered for at most the batching window.
