@@ -1,6 +1,6 @@
 //! The in-memory snapshot of every function, with the indexes the engine needs in O(1).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -19,7 +19,7 @@ struct State {
     /// How many versions reference each code package (by digest), so that deciding whether
     /// a package is still used does not scan every function.
     code_references: HashMap<String, usize>,
-    /// Bytes of code per function, counting each distinct package of a function once.
+    /// Bytes of code of every version of every function.
     total_code_bytes: u64,
 }
 
@@ -28,7 +28,7 @@ impl State {
         for digest in function.versions().map(|version| &version.code.sha256_hex) {
             *self.code_references.entry(digest.clone()).or_default() += 1;
         }
-        self.total_code_bytes += distinct_code_bytes(&function);
+        self.total_code_bytes += code_bytes(&function);
         let previous = self.functions.insert(function.name.clone(), function);
         if let Some(previous) = &previous {
             self.forget(previous);
@@ -53,16 +53,17 @@ impl State {
                 }
             }
         }
-        self.total_code_bytes -= distinct_code_bytes(function);
+        self.total_code_bytes -= code_bytes(function);
     }
 }
 
-/// The size of a function's distinct code packages: versions sharing a package share storage.
-fn distinct_code_bytes(function: &Function) -> u64 {
-    let mut seen = BTreeSet::new();
+/// The size of a function's code as Lambda's `TotalCodeSize` counts it: every version's
+/// package, even where versions share one (AWS's total grows when a version is published
+/// after a configuration-only change, recorded in
+/// TestLambdaAccountSettings::test_account_settings_total_code_size_config_update).
+fn code_bytes(function: &Function) -> u64 {
     function
         .versions()
-        .filter(|version| seen.insert(&version.code.sha256_hex))
         .map(|version| version.code.size_bytes)
         .sum()
 }
@@ -210,7 +211,7 @@ mod tests {
         ]);
         assert!(registry.references_code("x"));
         assert!(registry.references_code("y"));
-        assert_eq!(registry.total_code_bytes(), 25, "a: x once + y; b: x");
+        assert_eq!(registry.total_code_bytes(), 35, "a: x twice + y; b: x");
 
         registry.put(function("a", &[("z", 7)]));
         assert!(registry.references_code("x"), "b still uses x");
