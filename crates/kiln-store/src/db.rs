@@ -26,6 +26,10 @@ const MIGRATIONS: &[&str] = &[
          record        TEXT NOT NULL,
          PRIMARY KEY (function_name, version)
      );",
+    // 2: (aliases, from the versions/aliases change)
+    "SELECT 1;",
+    // 3: layers
+    crate::layers::LAYERS_MIGRATION,
 ];
 
 /// The persistent store: metadata in SQLite, code in a blob store and an extraction cache.
@@ -73,7 +77,7 @@ impl Store {
         &self.code
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
         // back), so a poisoned lock is safe to keep using.
         self.connection
@@ -235,7 +239,7 @@ fn upsert_version(
     Ok(())
 }
 
-fn encode(value: &impl serde::Serialize) -> Result<String, StoreError> {
+pub(crate) fn encode(value: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::CorruptRecord(e.to_string()))
 }
 
@@ -301,6 +305,7 @@ mod tests {
                 kms_key_arn: None,
                 vpc: None,
                 dead_letter: None,
+                layers: Vec::new(),
             },
             code: CodeArtifact {
                 sha256_hex: "ab".into(),
