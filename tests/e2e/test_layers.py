@@ -879,3 +879,15 @@ def test_layers_survive_restart_and_kill9(tmp_path):
         assert not any((server.data_dir / "layers-merged").iterdir()), "merged trees collected"
     finally:
         server.stop()
+
+
+def test_layer_versions_count_in_total_code_size(lambda_client, layer_name):
+    """AWS counts layer versions in `TotalCodeSize` (TestLambdaAccountSettings'
+    total_code_size_diff_publish_layer)."""
+    content = make_zip({"python/sized.py": "X = 1\n" * 100})
+    before = lambda_client.get_account_settings()["AccountUsage"]["TotalCodeSize"]
+    lambda_client.publish_layer_version(LayerName=layer_name, Content={"ZipFile": content})
+    after = lambda_client.get_account_settings()["AccountUsage"]["TotalCodeSize"]
+    assert after - before == len(content)
+    lambda_client.delete_layer_version(LayerName=layer_name, VersionNumber=1)
+    assert lambda_client.get_account_settings()["AccountUsage"]["TotalCodeSize"] == before
