@@ -7,6 +7,7 @@
 
 mod account;
 mod function;
+mod layer;
 mod names;
 
 pub use account::AccountContext;
@@ -15,6 +16,7 @@ pub use function::{
     FunctionConfig, FunctionState, FunctionVersion, LastUpdate, LastUpdateStatus, LogFormat,
     LoggingConfig, PackageType, StateInfo, TracingMode, VersionIdRecord, VpcConfig,
 };
+pub use layer::{FunctionLayer, LayerPolicy, LayerStatement, LayerVersion};
 pub use names::{FunctionName, NameError, Qualifier, VersionId};
 
 /// Milliseconds since the Unix epoch, the one timestamp unit used in the domain.

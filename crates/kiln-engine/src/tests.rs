@@ -41,6 +41,7 @@ fn config(name: &FunctionName) -> FunctionConfig {
         kms_key_arn: None,
         vpc: None,
         dead_letter: None,
+        layers: Vec::new(),
     }
 }
 

@@ -34,6 +34,8 @@ const MIGRATIONS: &[&str] = &[
          record        TEXT NOT NULL,
          PRIMARY KEY (function_name, name)
      );",
+    // 3: layers
+    crate::layers::LAYERS_MIGRATION,
 ];
 
 /// The persistent store: metadata in SQLite, code in a blob store and an extraction cache.
@@ -81,7 +83,7 @@ impl Store {
         &self.code
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
         // back), so a poisoned lock is safe to keep using.
         self.connection
@@ -335,7 +337,7 @@ fn last_published_column(value: u64) -> Result<i64, StoreError> {
         .map_err(|_| StoreError::CorruptRecord(format!("version number {value} out of range")))
 }
 
-fn encode(value: &impl serde::Serialize) -> Result<String, StoreError> {
+pub(crate) fn encode(value: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::CorruptRecord(e.to_string()))
 }
 
@@ -401,6 +403,7 @@ mod tests {
                 kms_key_arn: None,
                 vpc: None,
                 dead_letter: None,
+                layers: Vec::new(),
             },
             code: CodeArtifact {
                 sha256_hex: "ab".into(),

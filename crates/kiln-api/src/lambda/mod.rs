@@ -9,6 +9,7 @@ mod config;
 mod function_ref;
 mod functions;
 mod invoke;
+mod layers;
 mod render;
 mod runtimes;
 mod tags;
@@ -50,6 +51,15 @@ pub(crate) async fn handle(
         ListAliases => versions::list_aliases(state, &context),
         UpdateAlias => versions::update_alias(state, &context).await,
         DeleteAlias => versions::delete_alias(state, &context).await,
+        PublishLayerVersion => layers::publish(state, &context).await,
+        GetLayerVersion => layers::get(state, &context),
+        GetLayerVersionByArn => layers::get_by_arn(state, &context),
+        ListLayers => layers::list_layers(state, &context),
+        ListLayerVersions => layers::list_versions(state, &context),
+        DeleteLayerVersion => layers::delete(state, &context).await,
+        AddLayerVersionPermission => layers::add_permission(state, &context).await,
+        GetLayerVersionPolicy => layers::get_policy(state, &context),
+        RemoveLayerVersionPermission => layers::remove_permission(state, &context).await,
         other => Err(ApiError::new(
             ErrorCode::NotImplemented,
             format!(
@@ -147,6 +157,12 @@ pub(crate) fn engine_error(account: &AccountContext, error: EngineError) -> ApiE
             aliases.join(", ")
         )),
         EngineError::InvalidAlias(rule) => alias_rule_error(rule),
+        error @ (EngineError::LayerVersionNotFound { .. }
+        | EngineError::CodeWithLayersTooLarge { .. }
+        | EngineError::NoLayerPolicy
+        | EngineError::PolicyRevisionMismatch
+        | EngineError::StatementExists { .. }
+        | EngineError::StatementNotFound { .. }) => layers::layer_error(account, error),
         error @ (EngineError::Store(_) | EngineError::Internal(_)) => {
             tracing::error!(%error, "engine failure");
             ApiError::internal("An internal error occurred while handling the request.")
