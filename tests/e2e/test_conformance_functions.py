@@ -17,8 +17,9 @@ Besides comparing each response with `assert_matches`, every replay also checks:
     update completes. (For `<code-sha256:N>` only the first half: whether two uploads differ
     is the test's choice.)
 
-Parts of scenarios that need what Kiln does not have yet (PublishVersion, aliases, invoke,
-event source mappings, S3 code, EC2) are left out; the docstrings name them.
+Parts of scenarios that need what Kiln does not have yet (invoke, event source mappings, S3
+code, EC2, and for versions and aliases: permissions, provisioned concurrency, event invoke
+configs, function URLs, layers) are left out; the docstrings name them.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ import urllib.request
 import uuid
 import zipfile
 
+import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError, ParamValidationError
 
 from conftest import make_lambda_client
@@ -681,32 +684,30 @@ def test_update_lambda_exceptions(lambda_client, functions, function_name):
 
 
 def test_list_functions(lambda_client, functions):
-    """Replays TestLambdaFunction::test_list_functions, without PublishVersion.
-
-    Not replayed: `create_response_1` (created with Publish=True, so its Version is "1") and
-    `list_all` (lists the published version 1). The first function is created unpublished
-    instead; its $LATEST entry in `list_default` is the same either way.
-    """
+    """Replays TestLambdaFunction::test_list_functions (every key)."""
     replay = Replay("TestLambdaFunction::test_list_functions")
     run = uuid.uuid4().hex[:8]
     first, second = f"list-fn-1-{run}", f"list-fn-2-{run}"
-    functions.create(first)
+    replay.match("create_response_1", functions.create(first, Publish=True))
     replay.match("create_response_2", functions.create(second))
     replay.match_error(
         "list_functions_invalid_functionversion",
         lambda_client.list_functions,
         FunctionVersion="invalid",
     )
-    listed = (
-        lambda_client.get_paginator("list_functions")
-        .paginate(PaginationConfig={"PageSize": 1})
-        .build_full_result()
-    )
-    listed["Functions"] = sorted(
-        (f for f in listed["Functions"] if f["FunctionName"] in (first, second)),
-        key=lambda f: f["FunctionArn"],
-    )
-    replay.match("list_default", listed)
+    paginator = lambda_client.get_paginator("list_functions")
+    list_all = paginator.paginate(
+        FunctionVersion="ALL", PaginationConfig={"PageSize": 1}
+    ).build_full_result()
+    list_default = paginator.paginate(PaginationConfig={"PageSize": 1}).build_full_result()
+    for listed in (list_all, list_default):
+        # LocalStack keeps the scenario's functions only, sorted by FunctionArn.
+        listed["Functions"] = sorted(
+            (f for f in listed["Functions"] if f["FunctionName"] in (first, second)),
+            key=lambda f: f["FunctionArn"],
+        )
+    replay.match("list_all", list_all)
+    replay.match("list_default", list_default)
 
 
 def test_function_revisions_basic(lambda_client, functions, function_name):
@@ -909,6 +910,541 @@ def test_function_name_and_qualifier_validation(lambda_client, case, operation):
 
 
 # ------------------------------------------------------------------------------------------
+# Versions and aliases
+# ------------------------------------------------------------------------------------------
+
+
+def _create_aws(functions, name: str, runtime: str = "python3.12", **extra) -> dict:
+    """LocalStack's `create_lambda_function_aws` as TestLambdaVersions/TestLambdaAlias call it:
+    the echo handler as `index.handler`, no Timeout (AWS's default 3 s)."""
+    return functions.create_plain(
+        FunctionName=name,
+        Handler="index.handler",
+        Code={"ZipFile": ECHO_ZIP},
+        PackageType="Zip",
+        Role=ROLE,
+        Runtime=runtime,
+        **extra,
+    )
+
+
+def _wait_version_active(client, name: str, version: str) -> None:
+    """The `published_version_active` waiter, polled quickly."""
+    wait_until(
+        lambda: client.get_function_configuration(FunctionName=name, Qualifier=version)["State"]
+        == "Active",
+        f"version {version} of {name} is Active",
+    )
+
+
+# Fields AWS added to FunctionConfiguration after 2022: a recording made before lacks them.
+_FIELDS_AFTER_2022 = ("LoggingConfig", "RuntimeVersionConfig", "SnapStart")
+
+
+def _without_fields_after_2022(response: dict) -> dict:
+    configuration = response["Configuration"]
+    return {
+        **response,
+        "Configuration": {
+            k: v for k, v in configuration.items() if k not in _FIELDS_AFTER_2022
+        },
+    }
+
+
+def test_publish_version_on_create(lambda_client, functions, function_name):
+    """Replays TestLambdaVersions::test_publish_version_on_create (every key)."""
+    replay = Replay("TestLambdaVersions::test_publish_version_on_create")
+    replay.match("create_response", _create_aws(functions, function_name, Publish=True))
+    replay.match("get_function_result", lambda_client.get_function(FunctionName=function_name))
+    replay.match(
+        "get_function_version_result",
+        lambda_client.get_function(FunctionName=function_name, Qualifier="1"),
+    )
+    replay.match(
+        "get_function_latest_result",
+        lambda_client.get_function(FunctionName=function_name, Qualifier="$LATEST"),
+    )
+    replay.match(
+        "list_versions_result", lambda_client.list_versions_by_function(FunctionName=function_name)
+    )
+    # Nothing changed since version 1: no new version, whatever the Description.
+    replay.match(
+        "repeated_publish_response",
+        lambda_client.publish_version(
+            FunctionName=function_name, Description="Repeated version description :)"
+        ),
+    )
+    replay.match(
+        "list_versions_result_after_publish",
+        lambda_client.list_versions_by_function(FunctionName=function_name),
+    )
+
+
+def test_version_lifecycle(lambda_client, functions, function_name):
+    """Replays TestLambdaVersions::test_version_lifecycle (every key).
+
+    The last two keys postdate the reference copy: reconstructed as a listing after the third
+    publish, then DeleteFunction(Qualifier="1") and a listing again.
+    """
+    replay = Replay("TestLambdaVersions::test_version_lifecycle")
+    replay.match(
+        "create_response", _create_aws(functions, function_name, Description="No version :(")
+    )
+    replay.match("get_function_result", lambda_client.get_function(FunctionName=function_name))
+    replay.match(
+        "list_versions_result", lambda_client.list_versions_by_function(FunctionName=function_name)
+    )
+
+    replay.match(
+        "first_update_response",
+        lambda_client.update_function_configuration(
+            FunctionName=function_name, Description="First version :)"
+        ),
+    )
+    wait_updated(lambda_client, function_name)
+    replay.match(
+        "first_update_get_function", lambda_client.get_function(FunctionName=function_name)
+    )
+    first = lambda_client.publish_version(
+        FunctionName=function_name, Description="First version description :)"
+    )
+    replay.match("first_publish_response", first)
+    replay.match(
+        "first_publish_get_function",
+        lambda_client.get_function(FunctionName=function_name, Qualifier=first["Version"]),
+    )
+    replay.match(
+        "first_publish_get_function_config",
+        lambda_client.get_function_configuration(
+            FunctionName=function_name, Qualifier=first["Version"]
+        ),
+    )
+
+    # Only $LATEST's Description changes: that is a change, the next publish makes version 2.
+    replay.match(
+        "second_update_response",
+        lambda_client.update_function_configuration(
+            FunctionName=function_name, Description="Second version :))"
+        ),
+    )
+    wait_updated(lambda_client, function_name)
+    replay.match(
+        "first_publish_get_function_after_update",
+        lambda_client.get_function(FunctionName=function_name, Qualifier=first["Version"]),
+    )
+    replay.match(
+        "second_publish_response", lambda_client.publish_version(FunctionName=function_name)
+    )
+    # Unchanged since version 2: PublishVersion returns it (and ignores the Description).
+    replay.match(
+        "third_publish_response",
+        lambda_client.publish_version(
+            FunctionName=function_name, Description="Third version description :)))"
+        ),
+    )
+    replay.match(
+        "list_versions_result_after_third_publish",
+        lambda_client.list_versions_by_function(FunctionName=function_name),
+    )
+    lambda_client.delete_function(FunctionName=function_name, Qualifier=first["Version"])
+    replay.match(
+        "list_versions_result_after_deletion_of_first_version",
+        lambda_client.list_versions_by_function(FunctionName=function_name),
+    )
+
+
+def test_publish_with_wrong_revisionid(lambda_client, functions, function_name):
+    """Replays TestLambdaVersions::test_publish_with_wrong_revisionid.
+
+    Recorded in 2022 with python3.9, before AWS added LoggingConfig, RuntimeVersionConfig and
+    SnapStart to every configuration: those fields are left out of the comparison. Requests
+    reconstructed (the test left the reference copy): PublishVersion with RevisionId "wrong",
+    then with the RevisionId GetFunction returned.
+    """
+    replay = Replay("TestLambdaVersions::test_publish_with_wrong_revisionid")
+    replay.match(
+        "create_response",
+        _create_aws(functions, function_name, runtime="python3.9"),
+        ignore=_FIELDS_AFTER_2022,
+    )
+    got = lambda_client.get_function(FunctionName=function_name)
+    replay.match("get_fn_response", _without_fields_after_2022(got))
+    replay.match_error(
+        "publish_wrong_revisionid_exc",
+        lambda_client.publish_version,
+        FunctionName=function_name,
+        RevisionId="wrong",
+    )
+    replay.match(
+        "publish_result",
+        lambda_client.publish_version(
+            FunctionName=function_name, RevisionId=got["Configuration"]["RevisionId"]
+        ),
+        ignore=_FIELDS_AFTER_2022,
+    )
+
+
+def test_publish_with_wrong_sha256(lambda_client, functions, function_name):
+    """Replays TestLambdaVersions::test_publish_with_wrong_sha256 (every key)."""
+    replay = Replay("TestLambdaVersions::test_publish_with_wrong_sha256")
+    replay.match("create_response", _create_aws(functions, function_name))
+    got = lambda_client.get_function(FunctionName=function_name)
+    replay.match("get_fn_response", got)
+    replay.match_error(
+        "publish_wrong_sha256_exc",
+        lambda_client.publish_version,
+        FunctionName=function_name,
+        CodeSha256="somenonexistentsha256",
+    )
+    replay.match(
+        "publish_result",
+        lambda_client.publish_version(
+            FunctionName=function_name, CodeSha256=got["Configuration"]["CodeSha256"]
+        ),
+    )
+
+
+def test_publish_with_update(timed_client, timed_functions, function_name):
+    """Replays TestLambdaVersions::test_publish_with_update (every key).
+
+    AWS answered both GetFunction calls while the update (and the version it published) was
+    still deploying: the Kiln here takes a second to deploy, as AWS takes seconds.
+    """
+    replay = Replay("TestLambdaVersions::test_publish_with_update")
+    replay.match("create_response", _create_aws(timed_functions, function_name))
+    replay.match("get_function_result", timed_client.get_function(FunctionName=function_name))
+    replay.match(
+        "update_function_code_result",
+        timed_client.update_function_code(
+            FunctionName=function_name, ZipFile=VERSION_ZIP, Publish=True
+        ),
+    )
+    replay.match(
+        "get_function_version_result",
+        timed_client.get_function(FunctionName=function_name, Qualifier="1"),
+    )
+    replay.match(
+        "get_function_latest_result",
+        timed_client.get_function(FunctionName=function_name, Qualifier="$LATEST"),
+    )
+
+
+def _publish_two_versions(client, functions, name: str, replay: Replay, **create) -> None:
+    """TestLambdaAlias's setup: version 1 with `testenv=staging`, version 2 with `prod`."""
+    replay.match(
+        "create_response",
+        _create_aws(functions, name, Environment={"Variables": {"testenv": "staging"}}, **create),
+    )
+    replay.match("publish_v1", client.publish_version(FunctionName=name))
+    client.update_function_configuration(
+        FunctionName=name, Environment={"Variables": {"testenv": "prod"}}
+    )
+    wait_updated(client, name)
+    replay.match("publish_v2", client.publish_version(FunctionName=name))
+
+
+def _by_name(listed: dict) -> dict:
+    """LocalStack's SortingTransformer("Aliases", by Name)."""
+    return {**listed, "Aliases": sorted(listed["Aliases"], key=lambda alias: alias["Name"])}
+
+
+def test_alias_lifecycle(lambda_client, functions, function_name):
+    """Replays TestLambdaAlias::test_alias_lifecycle (every key)."""
+    replay = Replay("TestLambdaAlias::test_alias_lifecycle")
+    client = lambda_client
+    _publish_two_versions(client, functions, function_name, replay)
+
+    alias_1_1 = client.create_alias(
+        FunctionName=function_name,
+        Name="aliasname1_1",
+        FunctionVersion="1",
+        Description="custom-alias",
+        RoutingConfig={"AdditionalVersionWeights": {"2": 0.2}},
+    )
+    replay.match("create_alias_1_1", alias_1_1)
+    replay.match("get_alias_1_1", client.get_alias(FunctionName=function_name, Name="aliasname1_1"))
+    replay.match(
+        "get_function_alias_1_1",
+        client.get_function(FunctionName=function_name, Qualifier="aliasname1_1"),
+    )
+    replay.match(
+        "get_function_byarn_alias_1_1", client.get_function(FunctionName=alias_1_1["AliasArn"])
+    )
+    replay.match_error(
+        "get_function_alias_notfound_exc",
+        client.get_function,
+        FunctionName=function_name,
+        Qualifier="aliasdoesnotexist",
+    )
+    replay.match_error(
+        "get_function_alias_byarn_notfound_exc",
+        client.get_function,
+        FunctionName=alias_1_1["AliasArn"].replace("aliasname1_1", "aliasdoesnotexist"),
+    )
+
+    for key, name, version, description in [
+        ("1_2", "aliasname1_2", "1", "custom-alias"),
+        ("1_3", "aliasname1_3", "1", None),
+        ("2", "aliasname2", "2", "custom-alias"),
+    ]:
+        extra = {} if description is None else {"Description": description}
+        replay.match(
+            f"create_alias_{key}",
+            client.create_alias(
+                FunctionName=function_name, Name=name, FunctionVersion=version, **extra
+            ),
+        )
+        replay.match(f"get_alias_{key}", client.get_alias(FunctionName=function_name, Name=name))
+
+    listed = (
+        client.get_paginator("list_aliases")
+        .paginate(FunctionName=function_name, PaginationConfig={"PageSize": 1})
+        .build_full_result()
+    )
+    replay.match("list_aliases_for_fnname", _by_name(listed))
+
+    replay.match(
+        "update_alias_1_1",
+        client.update_alias(
+            FunctionName=function_name,
+            Name="aliasname1_1",
+            RoutingConfig={"AdditionalVersionWeights": {}},
+        ),
+    )
+    replay.match(
+        "get_alias_1_1_after_update",
+        client.get_alias(FunctionName=function_name, Name="aliasname1_1"),
+    )
+    replay.match(
+        "list_aliases_for_fnname_after_update",
+        _by_name(client.list_aliases(FunctionName=function_name)),
+    )
+    # An update that changes nothing still gives the alias a new RevisionId.
+    replay.match(
+        "update_alias_1_2", client.update_alias(FunctionName=function_name, Name="aliasname1_2")
+    )
+    replay.match(
+        "get_alias_1_2_after_update",
+        client.get_alias(FunctionName=function_name, Name="aliasname1_2"),
+    )
+    replay.match(
+        "list_aliases_for_fnname_after_update_2",
+        _by_name(client.list_aliases(FunctionName=function_name)),
+    )
+    replay.match(
+        "list_aliases_for_version",
+        _by_name(client.list_aliases(FunctionName=function_name, FunctionVersion="1")),
+    )
+    replay.match(
+        "delete_alias_response",
+        client.delete_alias(FunctionName=function_name, Name="aliasname1_1"),
+    )
+    replay.match(
+        "list_aliases_for_fnname_afterdelete",
+        _by_name(client.list_aliases(FunctionName=function_name)),
+    )
+
+
+@pytest.fixture
+def unvalidated_client(kiln):
+    """LocalStack's `aws_client_factory(config=Config(parameter_validation=False))`: botocore
+    sends what it would refuse (a weight below 0), so AWS's answer is what is compared."""
+    return boto3.client(
+        "lambda",
+        endpoint_url=kiln.url,
+        region_name=REGION,
+        aws_access_key_id="kiln-test",
+        aws_secret_access_key="kiln-test",
+        config=Config(parameter_validation=False, retries={"max_attempts": 1, "mode": "standard"}),
+    )
+
+
+def test_notfound_and_invalid_routingconfigs(unvalidated_client, functions, function_name):
+    """Replays TestLambdaAlias::test_notfound_and_invalid_routingconfigs (every key)."""
+    replay = Replay("TestLambdaAlias::test_notfound_and_invalid_routingconfigs")
+    client = unvalidated_client
+    # Created with Publish=True: the first PublishVersion returns that version 1.
+    _publish_two_versions(client, functions, function_name, replay, Publish=True)
+
+    def refused(key: str, weights: dict, version: str = "1", function: str = function_name):
+        replay.match_error(
+            key,
+            client.create_alias,
+            FunctionName=function,
+            Name="custom",
+            FunctionVersion=version,
+            RoutingConfig={"AdditionalVersionWeights": weights},
+        )
+
+    refused("routing_config_exc_toomany", {"1": 0.8, "2": 0.2})
+    refused("routing_config_exc_toohigh", {"2": 2})
+    refused("routing_config_exc_subzero", {"2": -1})
+    refused("routing_config_exc_sameversion", {"1": 0.5})
+    refused("target_version_doesnotexist", {"2": 0.5}, version="10")
+    refused("routing_config_exc_version_doesnotexist", {"10": 0.5})
+    refused("target_version_exc_version_latest", {"1": 0.5}, version="$LATEST")
+    refused("routing_config_exc_version_latest", {"$LATEST": 0.5})
+    replay.match(
+        "create-alias-latest",
+        client.create_alias(
+            FunctionName=function_name, Name="custom-latest", FunctionVersion="$LATEST"
+        ),
+    )
+    refused("routing_config_exc_fn_doesnotexist", {"2": 0.5}, function=f"{function_name}-unknown")
+    replay.match(
+        "create_alias_empty_routingconfig",
+        client.create_alias(
+            FunctionName=function_name,
+            Name="custom-empty-routingconfig",
+            FunctionVersion="1",
+            RoutingConfig={"AdditionalVersionWeights": {}},
+        ),
+    )
+    replay.match(
+        "create_alias_response",
+        client.create_alias(
+            FunctionName=function_name,
+            Name="custom",
+            FunctionVersion="1",
+            RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}},
+        ),
+    )
+    refused("routing_config_exc_already_exist", {"2": 0.5})
+    replay.match_error(
+        "alias_does_not_exist_esc",
+        client.get_alias,
+        FunctionName=function_name,
+        Name="non-existent",
+    )
+
+
+def test_alias_naming(lambda_client, functions, function_name):
+    """Replays TestLambdaAlias::test_alias_naming (every key).
+
+    Requests reconstructed (the test postdates the reference copy): an alias named like a date
+    is fine, one made only of digits is refused.
+    """
+    replay = Replay("TestLambdaAlias::test_alias_naming")
+    replay.match(
+        "create_response",
+        _create_aws(functions, function_name, Environment={"Variables": {"testenv": "staging"}}),
+    )
+    replay.match("publish_v1", lambda_client.publish_version(FunctionName=function_name))
+    replay.match(
+        "create_alias_date",
+        lambda_client.create_alias(
+            FunctionName=function_name,
+            Name="2024-01-02",
+            FunctionVersion="1",
+            Description="custom-alias",
+        ),
+    )
+    replay.match(
+        "get_alias_date", lambda_client.get_alias(FunctionName=function_name, Name="2024-01-02")
+    )
+    replay.match_error(
+        "create_alias_number_exception",
+        lambda_client.create_alias,
+        FunctionName=function_name,
+        Name="2024",
+        FunctionVersion="1",
+        Description="custom-alias",
+    )
+
+
+def test_non_existent_alias_deletion(lambda_client, functions, function_name):
+    """Replays TestLambdaAlias::test_non_existent_alias_deletion (every key).
+
+    Request reconstructed (the test postdates the reference copy): DeleteAlias of an alias
+    that was never created.
+    """
+    replay = Replay("TestLambdaAlias::test_non_existent_alias_deletion")
+    replay.match(
+        "create_response",
+        _create_aws(functions, function_name, Environment={"Variables": {"testenv": "staging"}}),
+    )
+    replay.match(
+        "delete_alias_response",
+        lambda_client.delete_alias(FunctionName=function_name, Name="non-existent"),
+    )
+
+
+def test_non_existent_alias_update(lambda_client, functions, function_name):
+    """Replays TestLambdaAlias::test_non_existent_alias_update (every key).
+
+    Request reconstructed (the test postdates the reference copy): UpdateAlias of an alias
+    that was never created.
+    """
+    replay = Replay("TestLambdaAlias::test_non_existent_alias_update")
+    replay.match(
+        "create_response",
+        _create_aws(functions, function_name, Environment={"Variables": {"testenv": "staging"}}),
+    )
+    replay.match_error(
+        "update_alias_response",
+        lambda_client.update_alias,
+        FunctionName=function_name,
+        Name="non-existent",
+    )
+
+
+def test_function_revisions_version_and_alias(lambda_client, functions, function_name):
+    """Replays TestLambdaRevisions::test_function_revisions_version_and_alias (every key).
+
+    Not replayed: TestLambdaRevisions::test_function_revisions_permissions (needs AddPermission;
+    Kiln has no resource policies).
+    """
+    replay = Replay("TestLambdaRevisions::test_function_revisions_version_and_alias")
+    client = lambda_client
+    replay.match("create_function_response_rev1", functions.create(function_name))
+    rev2 = client.get_function(FunctionName=function_name)
+    replay.match("get_function_active_rev2", rev2)
+    replay.match_error(
+        "publish_version_revision_exception",
+        client.publish_version,
+        FunctionName=function_name,
+        RevisionId="wrong",
+    )
+    published = client.publish_version(
+        FunctionName=function_name, RevisionId=rev2["Configuration"]["RevisionId"]
+    )
+    replay.match("publish_version_response_rev_v1", published)
+    version = published["Version"]
+    _wait_version_active(client, function_name, version)
+    replay.match(
+        "get_function_published_version_rev_v2",
+        client.get_function(FunctionName=function_name, Qualifier=version),
+    )
+    replay.match("get_function_latest_rev3", client.get_function(FunctionName=function_name))
+
+    alias = client.create_alias(
+        FunctionName=function_name, Name="revision_alias", FunctionVersion=version
+    )
+    replay.match("create_alias_response_rev_a1", alias)
+    replay.match("get_function_latest_rev4", client.get_function(FunctionName=function_name))
+    replay.match(
+        "get_function_published_version_rev_v3",
+        client.get_function(FunctionName=function_name, Qualifier=version),
+    )
+    replay.match_error(
+        "update_alias_revision_exception",
+        client.update_alias,
+        FunctionName=function_name,
+        Name="revision_alias",
+        RevisionId="wrong",
+    )
+    replay.match(
+        "update_alias_response_rev_a2",
+        client.update_alias(
+            FunctionName=function_name,
+            Name="revision_alias",
+            Description="something changed",
+            RevisionId=alias["RevisionId"],
+        ),
+    )
+
+
+# ------------------------------------------------------------------------------------------
 # Tags
 # ------------------------------------------------------------------------------------------
 
@@ -1098,19 +1634,27 @@ def test_tags_tag_limits(lambda_client, functions, function_name):
 
 
 def test_tags_tag_versions(lambda_client, functions, function_name):
-    """Replays TestLambdaTags::test_tag_versions, the `$LATEST` key only.
+    """Replays TestLambdaTags::test_tag_versions (every key).
 
-    Not replayed: `tag_resource_exception` (tags the ARN of a published version: needs
-    PublishVersion).
+    Requests reconstructed (the test postdates the reference copy): the tags of the create
+    request go to the ARN of a published version, then to the `$LATEST` ARN.
     """
     replay = Replay("TestLambdaTags::test_tag_versions")
     created = functions.create(function_name, tags={"key_a": "value_a"})
     function_arn = created["CreateFunctionResponse"]["FunctionArn"]
+    version = lambda_client.publish_version(FunctionName=function_name)["Version"]
+    more_tags = {"key_b": "value_b", "key_c": "value_c", "key_d": "value_d", "key_e": "value_e"}
+    replay.match_error(
+        "tag_resource_exception",
+        lambda_client.tag_resource,
+        Resource=f"{function_arn}:{version}",
+        Tags=more_tags,
+    )
     replay.match_error(
         "tag_resource_latest_exception",
         lambda_client.tag_resource,
         Resource=f"{function_arn}:$LATEST",
-        Tags={"key_b": "value_b", "key_c": "value_c", "key_d": "value_d", "key_e": "value_e"},
+        Tags=more_tags,
     )
 
 
@@ -1281,11 +1825,11 @@ def test_account_settings(lambda_client):
 
 
 def test_account_settings_total_code_size_config_update(lambda_client, functions):
-    """Replays TestLambdaAccountSettings::test_account_settings_total_code_size_config_update,
-    its first two keys: a create adds the zip's size, a config update adds nothing.
+    """Replays TestLambdaAccountSettings::test_account_settings_total_code_size_config_update
+    (every key): a create adds the zip's size, a config update adds nothing, publishing the
+    updated function adds the version's code again.
 
-    Not replayed: `is_total_code_size_diff_publish_version_after_config_update_more_than_200`
-    (needs PublishVersion).
+    Requests reconstructed (the test postdates the reference copy) from the key names.
     """
     replay = Replay(
         "TestLambdaAccountSettings::test_account_settings_total_code_size_config_update"
@@ -1303,6 +1847,11 @@ def test_account_settings_total_code_size_config_update(lambda_client, functions
     after_update = lambda_client.get_account_settings()["AccountUsage"]["TotalCodeSize"]
     assert after_update - after_create == replay.expected(
         "total_code_size_diff_update_function_configuration"
+    )
+    lambda_client.publish_version(FunctionName=name)
+    after_publish = lambda_client.get_account_settings()["AccountUsage"]["TotalCodeSize"]
+    assert (after_publish - after_update > 200) == replay.expected(
+        "is_total_code_size_diff_publish_version_after_config_update_more_than_200"
     )
 
 

@@ -177,6 +177,21 @@ model_pattern!(
     TAGGABLE_RESOURCE,
     r"arn:(aws[a-zA-Z-]*):lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:(function:[a-zA-Z0-9-_]+(:(\$LATEST|[a-zA-Z0-9-_]+))?|layer:([a-zA-Z0-9-_]+)|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)"
 );
+model_pattern!(
+    LAYER_NAME,
+    r"(arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\d{12}:layer:[a-zA-Z0-9-_]+)|[a-zA-Z0-9-_]+"
+);
+model_pattern!(
+    LAYER_VERSION_ARN,
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+)"
+);
+model_pattern!(STATEMENT_ID, r"([a-zA-Z0-9-_]+)");
+model_pattern!(LAYER_PERMISSION_ACTION, r"lambda:GetLayerVersion");
+model_pattern!(
+    LAYER_PRINCIPAL,
+    r"\d{12}|\*|arn:(aws[a-zA-Z-]*):iam::\d{12}:root"
+);
+model_pattern!(ORGANIZATION_ID, r"o-[a-z0-9]{10,32}");
 model_pattern!(SUBNET_ID, r"subnet-[0-9a-z]*");
 model_pattern!(SECURITY_GROUP_ID, r"sg-[0-9a-zA-Z]*");
 model_pattern!(TAG_KEY_OR_VALUE, r"[\p{L}\p{Z}\p{N}_.:/=+\-@]*");

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::EpochMillis;
+use crate::layer::FunctionLayer;
 use crate::names::{FunctionName, VersionId};
 
 /// The instruction set a function's code is built for.
@@ -111,6 +112,11 @@ pub struct FunctionConfig {
     pub kms_key_arn: Option<String>,
     pub vpc: Option<VpcConfig>,
     pub dead_letter: Option<DeadLetterConfig>,
+    /// Layer versions extracted into `/opt`, in order (a later one overrides an earlier one's
+    /// files). Absent in records written before layers existed, and left out when empty so
+    /// that records without layers keep their format.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<FunctionLayer>,
 }
 
 /// A stored, validated code package.

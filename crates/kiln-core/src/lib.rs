@@ -8,6 +8,7 @@
 mod account;
 mod event_source;
 mod function;
+mod layer;
 mod names;
 
 pub use account::AccountContext;
@@ -17,6 +18,7 @@ pub use function::{
     FunctionConfig, FunctionState, FunctionVersion, LastUpdate, LastUpdateStatus, LogFormat,
     LoggingConfig, PackageType, StateInfo, TracingMode, VersionIdRecord, VpcConfig,
 };
+pub use layer::{FunctionLayer, LayerPolicy, LayerStatement, LayerVersion};
 pub use names::{FunctionName, NameError, Qualifier, VersionId};
 
 /// Milliseconds since the Unix epoch, the one timestamp unit used in the domain.

@@ -29,6 +29,18 @@ pub enum EngineError {
     ZippedTooLarge { limit: u64 },
     #[error("unzipped code exceeds {limit} bytes")]
     UnzippedTooLarge { limit: u64 },
+    #[error("layer version {layer_name}:{version} not found")]
+    LayerVersionNotFound { layer_name: String, version: u64 },
+    #[error("function code with its layers is {actual} bytes, over {limit}")]
+    CodeWithLayersTooLarge { limit: u64, actual: u64 },
+    #[error("the layer version has no policy")]
+    NoLayerPolicy,
+    #[error("the policy's revision id does not match")]
+    PolicyRevisionMismatch,
+    #[error("statement {statement_id} already exists")]
+    StatementExists { statement_id: String },
+    #[error("statement {statement_id} not found")]
+    StatementNotFound { statement_id: String },
     #[error("invalid code package: {0}")]
     InvalidZip(UnzipError),
     #[error("CodeSha256 {given} does not match $LATEST's {current}")]

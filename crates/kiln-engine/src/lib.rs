@@ -12,6 +12,7 @@
 mod error;
 mod event_sources;
 pub mod execution;
+mod layers;
 mod registry;
 mod versions;
 
@@ -28,6 +29,7 @@ use tokio::sync::Mutex;
 pub use error::{AliasRule, BusyActivity, EngineError, EventSourceRule};
 pub use event_sources::{EventSourceMappingUpdate, NewEventSourceMapping, QueueFacts};
 pub use kiln_store::UnzipError;
+pub use layers::{LayerPins, MAX_FUNCTION_LAYERS, NewLayerStatement, NewLayerVersion};
 use registry::Registry;
 pub use versions::{AliasChange, InvocationTarget, NewAlias, PublishRequest};
 
@@ -107,6 +109,8 @@ pub struct ConfigUpdate {
     pub kms_key_arn: Option<Option<String>>,
     pub vpc: Option<Option<kiln_core::VpcConfig>>,
     pub dead_letter: Option<Option<kiln_core::DeadLetterConfig>>,
+    /// Resolved with [`Engine::resolve_layers`].
+    pub layers: Option<Vec<kiln_core::FunctionLayer>>,
 }
 
 impl ConfigUpdate {
@@ -125,6 +129,7 @@ impl ConfigUpdate {
             kms_key_arn,
             vpc,
             dead_letter,
+            layers,
         } = self;
         set(&mut config.description, description);
         set(&mut config.runtime, runtime);
@@ -139,6 +144,7 @@ impl ConfigUpdate {
         set(&mut config.kms_key_arn, kms_key_arn);
         set(&mut config.vpc, vpc);
         set(&mut config.dead_letter, dead_letter);
+        set(&mut config.layers, layers);
     }
 }
 
@@ -181,6 +187,8 @@ struct EngineInner {
     config: EngineConfig,
     store: Arc<Store>,
     registry: Arc<Registry>,
+    /// Every layer version.
+    layers: layers::LayerRegistry,
     executor: Arc<execution::Executor>,
     /// Serialises every change: read snapshot, persist, publish.
     writer: Mutex<()>,
@@ -261,6 +269,10 @@ impl Engine {
             .filter(|function| needs_deployment(&function.latest))
             .map(|function| (function.name.clone(), function.latest.revision_id.clone()))
             .collect();
+        let loaded_layers = {
+            let store = Arc::clone(&store);
+            blocking(move || store.load_layers()).await??
+        };
         let registry = Arc::new(Registry::new(loaded));
         let executor = execution::Executor::start(
             store.data_dir(),
@@ -279,6 +291,7 @@ impl Engine {
                 store,
                 executor,
                 registry,
+                layers: layers::LayerRegistry::new(loaded_layers),
                 writer: Mutex::new(()),
                 pinned_code: Arc::default(),
                 event_sources: event_sources::EventSources::new(mappings),
@@ -389,7 +402,9 @@ impl Engine {
     pub fn usage(&self) -> AccountUsage {
         AccountUsage {
             function_count: self.inner.registry.len() as u64,
-            total_code_size_bytes: self.inner.registry.total_code_bytes(),
+            // Lambda counts layer versions' packages in TotalCodeSize too.
+            total_code_size_bytes: self.inner.registry.total_code_bytes()
+                + self.inner.layers.total_code_bytes(),
         }
     }
 
@@ -426,6 +441,7 @@ impl Engine {
         if self.inner.registry.get(&name).is_some() {
             return Err(EngineError::FunctionExists { name });
         }
+        layers::check_combined_size(self.code_limits(), &code, &config.layers)?;
         let now = kiln_core::now_millis();
         let latest = FunctionVersion {
             version: VersionId::Latest.into(),
@@ -485,6 +501,7 @@ impl Engine {
         check_not_busy(&function)?;
         let mut latest = function.latest.clone();
         update.apply(&mut latest.config);
+        layers::check_combined_size(self.code_limits(), &latest.code, &latest.config.layers)?;
         self.commit_update(&function, latest, false).await
     }
 
@@ -507,6 +524,7 @@ impl Engine {
         if dry_run {
             let mut preview = function.latest.clone();
             preview.code = self.inspect_code(zip).await?;
+            layers::check_combined_size(self.code_limits(), &preview.code, &preview.config.layers)?;
             if let Some(architecture) = architecture {
                 preview.config.architecture = architecture;
             }
@@ -520,6 +538,7 @@ impl Engine {
             check_not_busy(&function)?;
             let mut latest = function.latest.clone();
             latest.code = code;
+            layers::check_combined_size(self.code_limits(), &latest.code, &latest.config.layers)?;
             if let Some(architecture) = architecture {
                 latest.config.architecture = architecture;
             }
@@ -536,6 +555,7 @@ impl Engine {
         name: &FunctionName,
         version: Option<VersionId>,
     ) -> Result<(), EngineError> {
+        let mut released_layer_sets = Vec::new();
         let released: Vec<String> = {
             let _writer = self.inner.writer.lock().await;
             let function = self.function(name)?;
@@ -545,9 +565,12 @@ impl Engine {
                     let deleted = name.clone();
                     blocking(move || store.delete_function(&deleted)).await??;
                     self.inner.registry.remove(name);
+                    released_layer_sets
+                        .extend(function.versions().filter_map(registry::layer_set_key));
                     function
                         .versions()
-                        .map(|version| version.code.sha256_hex.clone())
+                        .flat_map(registry::packages)
+                        .cloned()
                         .collect()
                 }
                 Some(VersionId::Latest) => return Err(EngineError::CannotDeleteLatest),
@@ -573,15 +596,18 @@ impl Engine {
                     let mut updated = (*function).clone();
                     let removed = updated.published.remove(&number);
                     self.inner.registry.put(updated);
+                    released_layer_sets.extend(removed.iter().filter_map(registry::layer_set_key));
                     removed
-                        .map(|version| version.code.sha256_hex)
-                        .into_iter()
+                        .iter()
+                        .flat_map(registry::packages)
+                        .cloned()
                         .collect()
                 }
             }
         };
         self.inner.executor.retire(name);
         self.collect_code(released).await;
+        self.collect_layer_sets(released_layer_sets).await;
         Ok(())
     }
 
@@ -657,7 +683,7 @@ impl Engine {
             reason_code: Some("Creating".to_owned()),
         });
         let mut updated = function.clone();
-        let previous_code = std::mem::replace(&mut updated.latest, latest.clone()).code;
+        let previous = std::mem::replace(&mut updated.latest, latest.clone());
         let published = publish.then(|| versions::publish_into(&mut updated, None));
         let store = Arc::clone(&self.inner.store);
         let record = updated.clone();
@@ -670,10 +696,24 @@ impl Engine {
         .await??;
         self.inner.registry.put(updated);
         self.spawn_deployment(function.name.clone(), latest.revision_id.clone());
-        if previous_code.sha256_hex != latest.code.sha256_hex {
+        // Packages (code and layers) and the merged /opt the previous $LATEST used and the new
+        // one does not.
+        let still_used: Vec<&String> = registry::packages(&latest).collect();
+        let released: Vec<String> = registry::packages(&previous)
+            .filter(|digest| !still_used.contains(digest))
+            .cloned()
+            .collect();
+        let released_layer_set = registry::layer_set_key(&previous)
+            .filter(|key| registry::layer_set_key(&latest).as_ref() != Some(key));
+        if !released.is_empty() || released_layer_set.is_some() {
             // The writer lock is held here; collect once it is released.
             let engine = self.clone();
-            tokio::spawn(async move { engine.collect_code(vec![previous_code.sha256_hex]).await });
+            tokio::spawn(async move {
+                engine.collect_code(released).await;
+                engine
+                    .collect_layer_sets(released_layer_set.into_iter().collect())
+                    .await;
+            });
         }
         Ok(published.unwrap_or(latest))
     }
@@ -687,6 +727,8 @@ impl Engine {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
+            // What invocations need: the merged /opt of the function's layers.
+            engine.prepare_layers(&name).await;
             if let Err(error) = engine.finish_deployment(&name, &revision).await {
                 tracing::error!(function = %name, %error, "deployment failed");
             }
@@ -796,10 +838,7 @@ impl Engine {
         let _writer = self.inner.writer.lock().await;
         let unused: Vec<String> = candidates
             .into_iter()
-            .filter(|digest| {
-                !self.inner.registry.references_code(digest)
-                    && !self.inner.pinned_code.is_pinned(digest)
-            })
+            .filter(|digest| !self.code_in_use(digest))
             .collect();
         if unused.is_empty() {
             return;
@@ -825,10 +864,7 @@ impl Engine {
         let store = Arc::clone(&self.inner.store);
         let engine = self.clone();
         blocking(move || -> Result<(), EngineError> {
-            let unused = |digest: &String| {
-                !engine.inner.registry.references_code(digest)
-                    && !engine.inner.pinned_code.is_pinned(digest)
-            };
+            let unused = |digest: &String| !engine.code_in_use(digest);
             for digest in store.blobs().list()? {
                 if unused(&digest) {
                     store.blobs().remove(&digest)?;
@@ -839,6 +875,7 @@ impl Engine {
                     store.code().remove(&digest)?;
                 }
             }
+            engine.sweep_unused_layer_sets()?;
             Ok(())
         })
         .await?

@@ -1,10 +1,11 @@
 //! The in-memory snapshot of every function, with the indexes the engine needs in O(1).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use kiln_core::{Function, FunctionName};
+use kiln_core::{Function, FunctionName, FunctionVersion};
+use kiln_store::MergedLayers;
 
 /// Functions by name. Readers take a short read lock and clone an `Arc`; only the engine's
 /// writer (which already holds the writer lock) takes the write lock.
@@ -16,19 +17,25 @@ pub(crate) struct Registry {
 #[derive(Debug, Default)]
 struct State {
     functions: BTreeMap<FunctionName, Arc<Function>>,
-    /// How many versions reference each code package (by digest), so that deciding whether
-    /// a package is still used does not scan every function.
+    /// How many versions reference each code package (by digest), their own code and their
+    /// layers', so that deciding whether a package is still used does not scan every function.
     code_references: HashMap<String, usize>,
-    /// Bytes of code per function, counting each distinct package of a function once.
+    /// How many versions use each ordered list of layers (by merged `/opt` key), so that
+    /// deciding whether a merged tree is still used does not either.
+    layer_set_references: HashMap<String, usize>,
+    /// Bytes of code of every version of every function.
     total_code_bytes: u64,
 }
 
 impl State {
     fn insert(&mut self, function: Arc<Function>) -> Option<Arc<Function>> {
-        for digest in function.versions().map(|version| &version.code.sha256_hex) {
+        for digest in function.versions().flat_map(packages) {
             *self.code_references.entry(digest.clone()).or_default() += 1;
         }
-        self.total_code_bytes += distinct_code_bytes(&function);
+        for key in function.versions().filter_map(layer_set_key) {
+            *self.layer_set_references.entry(key).or_default() += 1;
+        }
+        self.total_code_bytes += code_bytes(&function);
         let previous = self.functions.insert(function.name.clone(), function);
         if let Some(previous) = &previous {
             self.forget(previous);
@@ -45,7 +52,7 @@ impl State {
     }
 
     fn forget(&mut self, function: &Function) {
-        for digest in function.versions().map(|version| &version.code.sha256_hex) {
+        for digest in function.versions().flat_map(packages) {
             if let Some(count) = self.code_references.get_mut(digest) {
                 *count -= 1;
                 if *count == 0 {
@@ -53,16 +60,49 @@ impl State {
                 }
             }
         }
-        self.total_code_bytes -= distinct_code_bytes(function);
+        for key in function.versions().filter_map(layer_set_key) {
+            if let Some(count) = self.layer_set_references.get_mut(&key) {
+                *count -= 1;
+                if *count == 0 {
+                    self.layer_set_references.remove(&key);
+                }
+            }
+        }
+        self.total_code_bytes -= code_bytes(function);
     }
 }
 
-/// The size of a function's distinct code packages: versions sharing a package share storage.
-fn distinct_code_bytes(function: &Function) -> u64 {
-    let mut seen = BTreeSet::new();
+/// Every package a version needs: its code, then its layers' in order.
+pub(crate) fn packages(version: &FunctionVersion) -> impl Iterator<Item = &String> {
+    std::iter::once(&version.code.sha256_hex).chain(
+        version
+            .config
+            .layers
+            .iter()
+            .map(|layer| &layer.code.sha256_hex),
+    )
+}
+
+/// The merged `/opt` key of a version's layers; `None` without layers.
+pub(crate) fn layer_set_key(version: &FunctionVersion) -> Option<String> {
+    (!version.config.layers.is_empty()).then(|| {
+        MergedLayers::key(
+            version
+                .config
+                .layers
+                .iter()
+                .map(|layer| layer.code.sha256_hex.as_str()),
+        )
+    })
+}
+
+/// The size of a function's code as Lambda's `TotalCodeSize` counts it: every version's
+/// package, even where versions share one (AWS's total grows when a version is published
+/// after a configuration-only change, recorded in
+/// TestLambdaAccountSettings::test_account_settings_total_code_size_config_update).
+fn code_bytes(function: &Function) -> u64 {
     function
         .versions()
-        .filter(|version| seen.insert(&version.code.sha256_hex))
         .map(|version| version.code.size_bytes)
         .sum()
 }
@@ -121,6 +161,11 @@ impl Registry {
         self.read().code_references.contains_key(digest)
     }
 
+    /// Whether any version of any function uses this ordered list of layers.
+    pub(crate) fn references_layer_set(&self, key: &str) -> bool {
+        self.read().layer_set_references.contains_key(key)
+    }
+
     /// Bytes of code stored, as Lambda's `TotalCodeSize` counts it.
     pub(crate) fn total_code_bytes(&self) -> u64 {
         self.read().total_code_bytes
@@ -166,6 +211,7 @@ mod tests {
                 kms_key_arn: None,
                 vpc: None,
                 dead_letter: None,
+                layers: Vec::new(),
             },
             code: CodeArtifact {
                 sha256_hex: digest.into(),
@@ -210,7 +256,7 @@ mod tests {
         ]);
         assert!(registry.references_code("x"));
         assert!(registry.references_code("y"));
-        assert_eq!(registry.total_code_bytes(), 25, "a: x once + y; b: x");
+        assert_eq!(registry.total_code_bytes(), 35, "a: x twice + y; b: x");
 
         registry.put(function("a", &[("z", 7)]));
         assert!(registry.references_code("x"), "b still uses x");
@@ -221,6 +267,34 @@ mod tests {
         assert!(!registry.references_code("x"));
         assert_eq!(registry.total_code_bytes(), 7);
         assert_eq!(registry.len(), 1);
+    }
+
+    #[test]
+    fn layer_packages_and_layer_sets_count_as_references() {
+        let mut with_layers = function("l", &[("code", 1)]);
+        with_layers.latest.config.layers = vec![kiln_core::FunctionLayer {
+            layer_name: "deps".into(),
+            version: 1,
+            code: CodeArtifact {
+                sha256_hex: "layer".into(),
+                sha256_base64: String::new(),
+                size_bytes: 3,
+                unzipped_size_bytes: 3,
+            },
+        }];
+        let key = layer_set_key(&with_layers.latest).unwrap();
+        let registry = Registry::new(vec![with_layers]);
+        assert!(registry.references_code("layer"));
+        assert!(registry.references_layer_set(&key));
+        assert_eq!(
+            registry.total_code_bytes(),
+            1,
+            "layers are not function code"
+        );
+        registry.put(function("l", &[("code", 1)]));
+        assert!(!registry.references_code("layer"));
+        assert!(!registry.references_layer_set(&key));
+        assert!(registry.references_code("code"));
     }
 
     #[test]

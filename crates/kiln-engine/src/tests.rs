@@ -43,6 +43,7 @@ fn config(name: &FunctionName) -> FunctionConfig {
         kms_key_arn: None,
         vpc: None,
         dead_letter: None,
+        layers: Vec::new(),
     }
 }
 
@@ -897,4 +898,36 @@ async fn sqs_mappings_feed_functions_and_follow_their_lifecycle() {
     })
     .await;
     engine.shutdown();
+}
+
+#[tokio::test]
+async fn any_change_of_latest_publishes_a_new_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    create(&engine, "f", "x = 1").await;
+    wait_until_active(&engine, "f").await;
+    assert_eq!(publish(&engine, "f").await, 1);
+    engine
+        .update_function_configuration(
+            &name("f"),
+            ConfigUpdate {
+                description: Some("only the description".into()),
+                ..ConfigUpdate::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    wait_until_active(&engine, "f").await;
+    assert_eq!(
+        publish(&engine, "f").await,
+        2,
+        "as AWS: a description change counts"
+    );
+    // A tag change gives $LATEST a new revision but is no change of the function itself.
+    engine
+        .tag_function(&name("f"), BTreeMap::from([("k".into(), "v".into())]), 50)
+        .await
+        .unwrap();
+    assert_eq!(publish(&engine, "f").await, 2);
 }

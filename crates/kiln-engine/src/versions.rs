@@ -3,15 +3,16 @@
 //!
 //! A published version is a copy of `$LATEST` under the next number; numbers are never
 //! reused, so the function keeps `last_published` even when versions are deleted. Publishing
-//! gives `$LATEST` a new `RevisionId`, as Lambda does. Aliases point to one version and may
+//! gives `$LATEST` a new `RevisionId`, as Lambda does; publishing again before `$LATEST`
+//! changes returns the version already published. Aliases point to one version and may
 //! send a share of invocations to a second, published one; the version that runs is drawn per
 //! invocation in [`Engine::resolve_invocation`].
 
 use std::sync::Arc;
 
 use kiln_core::{
-    AdditionalVersion, Alias, Function, FunctionConfig, FunctionName, FunctionState,
-    FunctionVersion, Qualifier, StateInfo, VersionId,
+    AdditionalVersion, Alias, Function, FunctionName, FunctionState, FunctionVersion, Qualifier,
+    StateInfo, VersionId,
 };
 
 use crate::error::AliasRule;
@@ -57,7 +58,7 @@ pub struct InvocationTarget {
 
 impl Engine {
     /// Publishes `$LATEST` as a new version, or returns the latest published version if
-    /// neither code nor configuration changed since it was published.
+    /// `$LATEST` has not changed since it was published.
     pub async fn publish_version(
         &self,
         name: &FunctionName,
@@ -79,7 +80,7 @@ impl Engine {
             .published
             .values()
             .next_back()
-            .filter(|published| same_snapshot(published, &function.latest))
+            .filter(|published| unchanged_since(published, &function.latest))
         {
             return Ok(unchanged.clone());
         }
@@ -279,15 +280,15 @@ pub(crate) fn publish_into(
     published
 }
 
-/// Whether `published` holds the same code and configuration as `latest` (a version's own
-/// description aside).
-fn same_snapshot(published: &FunctionVersion, latest: &FunctionVersion) -> bool {
-    let without_description = |config: &FunctionConfig| FunctionConfig {
-        description: String::new(),
-        ..config.clone()
-    };
-    published.code.sha256_hex == latest.code.sha256_hex
-        && without_description(&published.config) == without_description(&latest.config)
+/// Whether `latest` is still what `published` was copied from. Every change to `$LATEST`
+/// (code or configuration) gives it a new, strictly greater `last_modified`, and a version
+/// keeps the one it was copied with. Comparing contents instead would miss what AWS counts
+/// as a change: a new description of `$LATEST` makes a new version (recorded in
+/// TestLambdaVersions::test_version_lifecycle), while the version's own `Description`
+/// given to PublishVersion does not.
+fn unchanged_since(published: &FunctionVersion, latest: &FunctionVersion) -> bool {
+    published.last_modified == latest.last_modified
+        && published.code.sha256_hex == latest.code.sha256_hex
 }
 
 /// Lambda's rules for what an alias may point to, in the order Lambda checks them.

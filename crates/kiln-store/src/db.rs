@@ -34,7 +34,9 @@ const MIGRATIONS: &[&str] = &[
          record        TEXT NOT NULL,
          PRIMARY KEY (function_name, name)
      );",
-    // 3: event source mappings (independent of functions: a mapping outlives its function,
+    // 3: layers
+    crate::layers::LAYERS_MIGRATION,
+    // 4: event source mappings (independent of functions: a mapping outlives its function,
     // as on Lambda).
     "CREATE TABLE event_source_mappings (
          uuid   TEXT PRIMARY KEY,
@@ -407,6 +409,7 @@ mod tests {
                 kms_key_arn: None,
                 vpc: None,
                 dead_letter: None,
+                layers: Vec::new(),
             },
             code: CodeArtifact {
                 sha256_hex: "ab".into(),

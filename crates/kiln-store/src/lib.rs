@@ -9,7 +9,9 @@
 //!   ([`BlobStore`]). Written to a temporary file, synced, then renamed into place.
 //! - `code/HEX/tree/`: each package extracted once, read-only thereafter ([`CodeCache`]).
 //!   Extraction is where hostile archives are refused (path traversal, escaping symlinks,
-//!   zip bombs); a failed extraction leaves nothing behind.
+//!   zip bombs); a failed extraction leaves nothing behind. Layer packages live here too.
+//! - `layers-merged/KEY/`: the `/opt` of an ordered list of layers, hard links into the
+//!   extracted packages ([`MergedLayers`]).
 //!
 //! The interface is deliberately narrow (load everything at start, then write-through of
 //! single records) so that another backend can replace SQLite without touching the engine.
@@ -19,10 +21,14 @@ mod code_cache;
 mod db;
 mod error;
 mod event_sources;
+mod layers;
+mod merged_layers;
 mod unzip;
 
 pub use blobs::{BlobStore, StoredBlob};
 pub use code_cache::{CodeCache, ExtractedCode};
 pub use db::Store;
 pub use error::StoreError;
+pub use layers::LoadedLayers;
+pub use merged_layers::MergedLayers;
 pub use unzip::{UnzipError, UnzipLimits};

@@ -217,6 +217,9 @@ pub(crate) fn check_model_constraints(fields: &ConfigFields, violations: &mut Vi
             violations,
         );
     }
+    if let Some(layers) = &fields.layers {
+        super::layers::check_function_layers(layers, violations);
+    }
     if let Some(snap_start) = &fields.snap_start
         && let Some(apply_on) = &snap_start.apply_on
     {
@@ -284,12 +287,6 @@ pub(crate) fn architecture(architectures: &[String]) -> Architecture {
 pub(crate) fn check_supported(fields: &ConfigFields) -> Result<(), ApiError> {
     if let Some(runtime) = &fields.runtime {
         runtimes::check(runtime)?;
-    }
-    if let Some(layer) = fields.layers.as_ref().and_then(|layers| layers.first()) {
-        // Kiln has no layers yet, so no layer version exists.
-        return Err(ApiError::invalid_parameter(format!(
-            "Layer version {layer} does not exist."
-        )));
     }
     let unsupported = [
         (

@@ -176,6 +176,14 @@ pub(crate) async fn create(
     )?;
 
     let fields = &request.fields;
+    // The pins keep the layers' packages until the function has committed.
+    let (layers, _layer_pins) = match &fields.layers {
+        Some(arns) => {
+            let (layers, pins) = super::layers::function_layers(engine, arns)?;
+            (layers, Some(pins))
+        }
+        None => (Vec::new(), None),
+    };
     let function_config = FunctionConfig {
         description: fields.description.clone().unwrap_or_default(),
         runtime: runtime.clone(),
@@ -199,6 +207,7 @@ pub(crate) async fn create(
         kms_key_arn: fields.kms_key_arn.clone().filter(|arn| !arn.is_empty()),
         vpc: fields.vpc_config.as_ref().and_then(config::vpc),
         dead_letter,
+        layers,
     };
     let created = engine
         .create_function(NewFunction {
@@ -476,6 +485,14 @@ pub(crate) async fn update_configuration(
         .as_ref()
         .map(config::environment)
         .transpose()?;
+    // The pins keep the layers' packages until the update has committed.
+    let (layers, _layer_pins) = match &fields.layers {
+        Some(arns) => {
+            let (layers, pins) = super::layers::function_layers(engine, arns)?;
+            (Some(layers), Some(pins))
+        }
+        None => (None, None),
+    };
     let update = ConfigUpdate {
         description: fields.description.clone(),
         runtime: fields.runtime.clone(),
@@ -501,6 +518,7 @@ pub(crate) async fn update_configuration(
             .map(|arn| Some(arn.clone()).filter(|arn| !arn.is_empty())),
         vpc: fields.vpc_config.as_ref().map(config::vpc),
         dead_letter,
+        layers,
     };
     let updated = engine
         .update_function_configuration(&name, update, request.revision_id.as_deref())

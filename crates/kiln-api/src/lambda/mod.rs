@@ -10,6 +10,7 @@ mod event_sources;
 mod function_ref;
 mod functions;
 mod invoke;
+mod layers;
 mod render;
 mod runtimes;
 mod tags;
@@ -56,6 +57,15 @@ pub(crate) async fn handle(
         ListEventSourceMappings => event_sources::list(state, &context),
         UpdateEventSourceMapping => event_sources::update(state, &context).await,
         DeleteEventSourceMapping => event_sources::delete(state, &context).await,
+        PublishLayerVersion => layers::publish(state, &context).await,
+        GetLayerVersion => layers::get(state, &context),
+        GetLayerVersionByArn => layers::get_by_arn(state, &context),
+        ListLayers => layers::list_layers(state, &context),
+        ListLayerVersions => layers::list_versions(state, &context),
+        DeleteLayerVersion => layers::delete(state, &context).await,
+        AddLayerVersionPermission => layers::add_permission(state, &context).await,
+        GetLayerVersionPolicy => layers::get_policy(state, &context),
+        RemoveLayerVersionPermission => layers::remove_permission(state, &context).await,
         other => Err(ApiError::new(
             ErrorCode::NotImplemented,
             format!(
@@ -161,6 +171,12 @@ pub(crate) fn engine_error(account: &AccountContext, error: EngineError) -> ApiE
         | EngineError::DuplicateEventSourceMapping { .. }
         | EngineError::EventSourceMappingBusy { .. }
         | EngineError::EventSourceRule(_)) => event_sources::mapping_error(account, error),
+        error @ (EngineError::LayerVersionNotFound { .. }
+        | EngineError::CodeWithLayersTooLarge { .. }
+        | EngineError::NoLayerPolicy
+        | EngineError::PolicyRevisionMismatch
+        | EngineError::StatementExists { .. }
+        | EngineError::StatementNotFound { .. }) => layers::layer_error(account, error),
         error @ (EngineError::Store(_) | EngineError::Internal(_)) => {
             tracing::error!(%error, "engine failure");
             ApiError::internal("An internal error occurred while handling the request.")

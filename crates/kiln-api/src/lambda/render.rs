@@ -88,6 +88,12 @@ pub(crate) fn configuration_as(
             .collect();
         out.insert("Environment".into(), json!({ "Variables": variables }));
     }
+    if !config.layers.is_empty() {
+        out.insert(
+            "Layers".into(),
+            super::layers::render_function_layers(account, &config.layers),
+        );
+    }
     if let Some(kms) = &config.kms_key_arn {
         out.insert("KMSKeyArn".into(), json!(kms));
     }

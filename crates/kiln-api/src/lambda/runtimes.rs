@@ -4,7 +4,7 @@ use crate::error::ApiError;
 
 /// The runtimes AWS accepts for new functions, in the order its error message lists them
 /// (recorded from AWS in `conformance/aws-recordings`).
-const AWS_CREATABLE: &[&str] = &[
+pub(crate) const AWS_CREATABLE: &[&str] = &[
     "nodejs20.x",
     "python3.14",
     "provided.al2023",

@@ -22,9 +22,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kiln_core::{AccountContext, Function, FunctionName, FunctionVersion, LogFormat, VersionId};
+use kiln_core::{
+    AccountContext, Function, FunctionLayer, FunctionName, FunctionVersion, LogFormat, VersionId,
+};
 use kiln_sandbox::{ExitStatus, Limits, Mount, SandboxSpec, Sandboxer, SandboxerConfig, TmpVolume};
-use kiln_store::Store;
+use kiln_store::{MergedLayers, Store};
 use sha2::{Digest, Sha256};
 
 use crate::registry::Registry;
@@ -122,8 +124,10 @@ pub(crate) struct Executor {
     tmp_root: PathBuf,
     /// `/usr`, `/etc` essentials and devices, for every isolated environment.
     system_mounts: Vec<Mount>,
-    /// An empty directory mounted at `/opt` until layers exist.
+    /// Mounted at `/opt` for functions without layers.
     empty_dir: PathBuf,
+    /// The merged `/opt` trees of functions with layers, shared by every environment.
+    merged_layers: MergedLayers,
     notes: Mutex<std::collections::HashSet<String>>,
 }
 
@@ -205,6 +209,7 @@ impl Executor {
             logs: LogStore::open(data_dir.join("logs"))?,
             system_mounts: system_mounts(&etc),
             empty_dir,
+            merged_layers: MergedLayers::open(data_dir).map_err(std::io::Error::other)?,
             config,
             account,
             registry,
@@ -238,6 +243,29 @@ impl Executor {
 
     pub(crate) fn logs(&self) -> &LogStore {
         &self.logs
+    }
+
+    pub(crate) fn merged_layers(&self) -> &MergedLayers {
+        &self.merged_layers
+    }
+
+    /// The directory mounted at `/opt`: the merged tree of the layers (built once per ordered
+    /// list of packages and shared), or an empty directory without layers.
+    pub(crate) fn opt_dir(&self, layers: &[FunctionLayer]) -> Result<PathBuf, String> {
+        if layers.is_empty() {
+            return Ok(self.empty_dir.clone());
+        }
+        let key = MergedLayers::key(layers.iter().map(|layer| layer.code.sha256_hex.as_str()));
+        if let Some(merged) = self.merged_layers.get(&key) {
+            return Ok(merged);
+        }
+        let trees = layers
+            .iter()
+            .map(|layer| self.code_dir(&layer.code.sha256_hex))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.merged_layers
+            .get_or_build(&key, &trees)
+            .map_err(|error| error.to_string())
     }
 
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, HashMap<PoolKey, Vec<Idle>>> {
@@ -516,6 +544,12 @@ impl Executor {
                 format!("Error: the function's code is unavailable: {error}"),
             )
         })?;
+        let opt_dir = self.opt_dir(&config.layers).map_err(|error| {
+            fail(
+                "Runtime.InvalidEntrypoint",
+                format!("Error: the function's layers are unavailable: {error}"),
+            )
+        })?;
         let isolated = self.sandboxer.capabilities().tier.isolates();
         let family = if config.runtime.starts_with("python") {
             "python"
@@ -534,12 +568,12 @@ impl Executor {
             Layout {
                 task_root: code_dir.clone(),
                 runtime_dir: self.catalog.files(family),
-                opt: self.empty_dir.clone(),
+                opt: opt_dir.clone(),
             }
         };
         let launch: Launch = self
             .catalog
-            .launch(&config.runtime, &code_dir, &layout)
+            .launch(&config.runtime, &code_dir, &opt_dir, &layout)
             .map_err(|error| match error {
                 LaunchError::MissingBootstrap(_) => {
                     fail("Runtime.InvalidEntrypoint", format!("Error: {error}"))
@@ -598,7 +632,7 @@ impl Executor {
             writable: false,
         });
         mounts.push(Mount::Bind {
-            source: self.empty_dir.clone(),
+            source: opt_dir,
             target: "/opt".into(),
             writable: false,
         });

@@ -115,22 +115,28 @@ impl RuntimeCatalog {
         ]
     }
 
-    /// How to start `runtime` for code extracted at `code_dir` (a host path).
+    /// How to start `runtime` for code extracted at `code_dir` with its layers merged at
+    /// `opt_dir` (host paths).
     pub(crate) fn launch(
         &self,
         runtime: &str,
         code_dir: &Path,
+        opt_dir: &Path,
         layout: &Layout,
     ) -> Result<Launch, LaunchError> {
         if runtime == "provided" || runtime.starts_with("provided.") {
-            let bootstrap = layout.task_root.join("bootstrap");
-            if !code_dir.join("bootstrap").is_file() {
+            // Lambda runs the function's bootstrap, else one a layer brings.
+            let bootstrap = if code_dir.join("bootstrap").is_file() {
+                layout.task_root.join("bootstrap")
+            } else if opt_dir.join("bootstrap").is_file() {
+                layout.opt.join("bootstrap")
+            } else {
                 return Err(LaunchError::MissingBootstrap(format!(
                     "{} {}",
-                    bootstrap.display(),
+                    layout.task_root.join("bootstrap").display(),
                     layout.opt.join("bootstrap").display()
                 )));
-            }
+            };
             return Ok(Launch {
                 program: bootstrap,
                 args: Vec::new(),
@@ -146,7 +152,17 @@ impl RuntimeCatalog {
                      {PYTHON_HINT}"
                 ))
             })?;
-            let python_path = layout.runtime_dir.display().to_string();
+            let mut python_path = layout.runtime_dir.display().to_string();
+            if layout.opt != Path::new("/opt") {
+                // The bundled runtime puts /opt/python and its site-packages on sys.path, as
+                // Lambda's does; plain processes have their layers elsewhere, so say where.
+                let opt = layout.opt.display();
+                let site = format!(
+                    "{opt}/python/lib/python{}/site-packages",
+                    interpreter.version
+                );
+                python_path = format!("{python_path}:{site}:{opt}/python");
+            }
             return Ok(Launch {
                 program: interpreter.executable.clone(),
                 args: vec![
@@ -509,13 +525,23 @@ mod tests {
     fn python_prefers_the_exact_version_and_notes_a_fallback() {
         let catalog = catalog(&["3.12", "3.11"], &[]);
         let launch = catalog
-            .launch("python3.11", Path::new("/code"), &layout())
+            .launch(
+                "python3.11",
+                Path::new("/code"),
+                Path::new("/none"),
+                &layout(),
+            )
             .unwrap();
         assert_eq!(launch.program, PathBuf::from("/usr/bin/python3.11"));
         assert_eq!(launch.args, ["/var/runtime/bootstrap.py"]);
         assert!(launch.note.is_none());
         let launch = catalog
-            .launch("python3.13", Path::new("/code"), &layout())
+            .launch(
+                "python3.13",
+                Path::new("/code"),
+                Path::new("/none"),
+                &layout(),
+            )
             .unwrap();
         assert_eq!(launch.program, PathBuf::from("/usr/bin/python3.12"));
         assert!(launch.note.unwrap().contains("install python3.13"));
@@ -530,18 +556,28 @@ mod tests {
     fn missing_interpreters_say_what_to_install() {
         let catalog = catalog(&[], &[]);
         let error = catalog
-            .launch("python3.12", Path::new("/code"), &layout())
+            .launch(
+                "python3.12",
+                Path::new("/code"),
+                Path::new("/none"),
+                &layout(),
+            )
             .unwrap_err();
         assert!(
             error.to_string().contains("apt-get install python3"),
             "{error}"
         );
         let error = catalog
-            .launch("nodejs20.x", Path::new("/code"), &layout())
+            .launch(
+                "nodejs20.x",
+                Path::new("/code"),
+                Path::new("/none"),
+                &layout(),
+            )
             .unwrap_err();
         assert!(error.to_string().contains("Node.js"), "{error}");
         let error = catalog
-            .launch("java21", Path::new("/code"), &layout())
+            .launch("java21", Path::new("/code"), Path::new("/none"), &layout())
             .unwrap_err();
         assert!(matches!(error, LaunchError::Unsupported(_)));
     }
@@ -551,7 +587,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let catalog = catalog(&[], &[]);
         let error = catalog
-            .launch("provided.al2023", dir.path(), &layout())
+            .launch("provided.al2023", dir.path(), Path::new("/none"), &layout())
             .unwrap_err();
         assert_eq!(
             error.to_string(),
@@ -559,9 +595,54 @@ mod tests {
         );
         std::fs::write(dir.path().join("bootstrap"), "#!/bin/sh").unwrap();
         let launch = catalog
-            .launch("provided.al2023", dir.path(), &layout())
+            .launch("provided.al2023", dir.path(), Path::new("/none"), &layout())
             .unwrap();
         assert_eq!(launch.program, PathBuf::from("/var/task/bootstrap"));
+    }
+
+    #[test]
+    fn a_layer_may_bring_the_bootstrap() {
+        let code = tempfile::tempdir().unwrap();
+        let opt = tempfile::tempdir().unwrap();
+        let catalog = catalog(&[], &[]);
+        std::fs::write(opt.path().join("bootstrap"), "#!/bin/sh").unwrap();
+        let launch = catalog
+            .launch("provided.al2", code.path(), opt.path(), &layout())
+            .unwrap();
+        assert_eq!(launch.program, PathBuf::from("/opt/bootstrap"));
+        // The function's own bootstrap wins over a layer's.
+        std::fs::write(code.path().join("bootstrap"), "#!/bin/sh").unwrap();
+        let launch = catalog
+            .launch("provided.al2", code.path(), opt.path(), &layout())
+            .unwrap();
+        assert_eq!(launch.program, PathBuf::from("/var/task/bootstrap"));
+    }
+
+    #[test]
+    fn python_finds_layers_where_lambda_puts_them() {
+        let catalog = catalog(&["3.12"], &[]);
+        let path_of = |layout: &Layout| {
+            let launch = catalog
+                .launch("python3.12", Path::new("/code"), Path::new("/none"), layout)
+                .unwrap();
+            launch
+                .env
+                .iter()
+                .find(|(key, _)| key == "PYTHONPATH")
+                .map(|(_, value)| value.clone())
+                .unwrap()
+        };
+        // In a sandbox, Lambda's value: the runtime adds /opt/python... to sys.path itself.
+        assert_eq!(path_of(&layout()), "/var/runtime");
+        let plain = Layout {
+            opt: "/data/layers-merged/k".into(),
+            ..layout()
+        };
+        assert_eq!(
+            path_of(&plain),
+            "/var/runtime:/data/layers-merged/k/python/lib/python3.12/site-packages:\
+             /data/layers-merged/k/python"
+        );
     }
 
     #[test]
