@@ -191,6 +191,12 @@ impl QueueService {
         self.inner.writer.stop();
     }
 
+    /// How many transactions the queue writer has committed since start-up: with
+    /// concurrent callers, fewer than the writes requested (group commit).
+    pub fn commits(&self) -> u64 {
+        self.inner.writer.commits()
+    }
+
     /// The account and region of every queue.
     pub fn account(&self) -> &AccountContext {
         &self.inner.account

@@ -114,6 +114,7 @@ async fn concurrent_sends_share_commits() {
         .create_queue("q", &BTreeMap::new(), BTreeMap::new())
         .await
         .unwrap();
+    let commits_before = service.commits();
     let mut tasks = Vec::new();
     for sender in 0..32 {
         let service = service.clone();
@@ -135,6 +136,12 @@ async fn concurrent_sends_share_commits() {
         .get_attributes("q", &["ApproximateNumberOfMessages".to_owned()])
         .unwrap();
     assert_eq!(counts["ApproximateNumberOfMessages"], "6400");
+    // 640 durable requests; with 32 senders waiting at once, commits carry several each.
+    let commits = service.commits() - commits_before;
+    assert!(
+        commits < 640,
+        "{commits} commits for 640 requests: no grouping"
+    );
     service.shutdown();
     assert_eq!(store::count_messages(dir.path()), 6400);
 }
