@@ -870,7 +870,7 @@ impl QueueService {
             if !delivered.is_empty() {
                 return Ok(delivered
                     .into_iter()
-                    .map(|(message, _)| {
+                    .map(|message| {
                         let handle = receipt_handle(queue.id, message.seq, message.receipt_nonce);
                         received(&message, handle, fifo)
                     })
