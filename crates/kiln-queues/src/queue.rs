@@ -300,12 +300,14 @@ impl QueueState {
         Some(Mutation::DeleteMessage { seq })
     }
 
+    /// Removes a message from whichever index holds it (releasing its FIFO group if it was
+    /// in flight).
     fn unindex(&mut self, message: &Message) {
         let seq = message.seq;
-        if !self.ready.remove(&seq)
-            && !self.delayed.remove(&(message.visible_at_ms, seq))
-            && self.inflight.remove(&(message.visible_at_ms, seq))
-        {
+        if self.ready.remove(&seq) || self.delayed.remove(&(message.visible_at_ms, seq)) {
+            return;
+        }
+        if self.inflight.remove(&(message.visible_at_ms, seq)) {
             self.release_group(message);
         }
     }

@@ -600,7 +600,7 @@ impl QueueService {
                 return Err(QueueError::QueueDoesNotExist);
             }
             for request in requests {
-                match self.stage_message(&queue, &mut state, request, now) {
+                match self.stage_message(&mut state, request, now) {
                     Ok((outcome, message)) => {
                         if let Some(message) = message {
                             mutations.push(Mutation::InsertMessage(message.to_row(queue.id)));
@@ -650,7 +650,6 @@ impl QueueService {
     /// Validates a send and builds its message (`None` for a FIFO duplicate).
     fn stage_message(
         &self,
-        queue: &Queue,
         state: &mut QueueState,
         request: SendRequest,
         now: i64,
@@ -772,7 +771,6 @@ impl QueueService {
             visible_at_ms: now + delay_ms,
             receipt_nonce: 0,
         };
-        let _ = queue;
         Ok((
             SendOutcome {
                 message_id,
