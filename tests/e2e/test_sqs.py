@@ -409,8 +409,10 @@ def test_acknowledged_messages_survive_kill9(tmp_path):
             )
             assert len(result["Successful"]) == 10
             sent |= {f"{batch}-{i}" for i in range(10)}
+        fifo_ids = {}
         for i in range(5):
-            sqs.send_message(QueueUrl=fifo_url, MessageBody=f"f{i}", MessageGroupId="g", MessageDeduplicationId=f"f{i}")
+            result = sqs.send_message(QueueUrl=fifo_url, MessageBody=f"f{i}", MessageGroupId="g", MessageDeduplicationId=f"f{i}")
+            fifo_ids[f"f{i}"] = result["MessageId"]
         received = []
         while len(received) < 50:
             received += sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
@@ -443,10 +445,12 @@ def test_acknowledged_messages_survive_kill9(tmp_path):
         assert all(after[body] == 2 for body in redelivered), "receive counts survive the restart"
         # FIFO: the group stays locked until f0's visibility ends; its old receipt still deletes it.
         sqs.delete_message(QueueUrl=fifo_url, ReceiptHandle=in_flight["ReceiptHandle"])
-        bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=fifo_url, MaxNumberOfMessages=10)["Messages"]]
-        assert bodies == ["f1", "f2", "f3", "f4"]
-        # Deduplication ids are remembered across the restart.
+        rest = sqs.receive_message(QueueUrl=fifo_url, MaxNumberOfMessages=10)["Messages"]
+        assert [m["Body"] for m in rest] == ["f1", "f2", "f3", "f4"]
+        sqs.delete_message_batch(QueueUrl=fifo_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(rest)])
+        # Deduplication ids are remembered across the restart: a resend is not enqueued again.
         again = sqs.send_message(QueueUrl=fifo_url, MessageBody="f1", MessageGroupId="g", MessageDeduplicationId="f1")
-        assert "Messages" not in sqs.receive_message(QueueUrl=fifo_url) or again
+        assert again["MessageId"] == fifo_ids["f1"]
+        assert "Messages" not in sqs.receive_message(QueueUrl=fifo_url)
     finally:
         server.stop()

@@ -141,7 +141,7 @@ pub(crate) struct QueueState {
 /// What one receive decided; the caller persists `mutations` before answering.
 #[derive(Debug, Default)]
 pub(crate) struct Delivery {
-    pub messages: Vec<(Message, String)>,
+    pub messages: Vec<Message>,
     pub mutations: Vec<Mutation>,
     /// Messages that exceeded `maxReceiveCount`: removed here, to be added to the DLQ.
     pub redriven: Vec<Message>,
@@ -283,7 +283,7 @@ impl QueueState {
             let copy = message.clone();
             // Re-inserted by state: a zero visibility timeout leaves it receivable at once.
             self.insert(message, now_ms);
-            delivery.messages.push((copy, String::new()));
+            delivery.messages.push(copy);
         }
         delivery
     }
@@ -300,12 +300,14 @@ impl QueueState {
         Some(Mutation::DeleteMessage { seq })
     }
 
+    /// Removes a message from whichever index holds it (releasing its FIFO group if it was
+    /// in flight).
     fn unindex(&mut self, message: &Message) {
         let seq = message.seq;
-        if !self.ready.remove(&seq)
-            && !self.delayed.remove(&(message.visible_at_ms, seq))
-            && self.inflight.remove(&(message.visible_at_ms, seq))
-        {
+        if self.ready.remove(&seq) || self.delayed.remove(&(message.visible_at_ms, seq)) {
+            return;
+        }
+        if self.inflight.remove(&(message.visible_at_ms, seq)) {
             self.release_group(message);
         }
     }

@@ -191,6 +191,12 @@ impl QueueService {
         self.inner.writer.stop();
     }
 
+    /// How many transactions the queue writer has committed since start-up: with
+    /// concurrent callers, fewer than the writes requested (group commit).
+    pub fn commits(&self) -> u64 {
+        self.inner.writer.commits()
+    }
+
     /// The account and region of every queue.
     pub fn account(&self) -> &AccountContext {
         &self.inner.account
@@ -594,7 +600,7 @@ impl QueueService {
                 return Err(QueueError::QueueDoesNotExist);
             }
             for request in requests {
-                match self.stage_message(&queue, &mut state, request, now) {
+                match self.stage_message(&mut state, request, now) {
                     Ok((outcome, message)) => {
                         if let Some(message) = message {
                             mutations.push(Mutation::InsertMessage(message.to_row(queue.id)));
@@ -644,7 +650,6 @@ impl QueueService {
     /// Validates a send and builds its message (`None` for a FIFO duplicate).
     fn stage_message(
         &self,
-        queue: &Queue,
         state: &mut QueueState,
         request: SendRequest,
         now: i64,
@@ -766,7 +771,6 @@ impl QueueService {
             visible_at_ms: now + delay_ms,
             receipt_nonce: 0,
         };
-        let _ = queue;
         Ok((
             SendOutcome {
                 message_id,
@@ -864,7 +868,7 @@ impl QueueService {
             if !delivered.is_empty() {
                 return Ok(delivered
                     .into_iter()
-                    .map(|(message, _)| {
+                    .map(|message| {
                         let handle = receipt_handle(queue.id, message.seq, message.receipt_nonce);
                         received(&message, handle, fifo)
                     })

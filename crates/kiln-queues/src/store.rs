@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use base64::Engine as _;
@@ -159,6 +160,8 @@ pub(crate) struct Loaded {
 pub(crate) struct Writer {
     commands: mpsc::Sender<Command>,
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Transactions committed so far (for tests of the grouping).
+    commits: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Command {
@@ -193,9 +196,11 @@ pub(crate) fn open(data_dir: &Path) -> Result<(Writer, Loaded), StoreError> {
     )?;
     let loaded = load(&connection)?;
     let (commands, receiver) = mpsc::channel();
+    let commits = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&commits);
     let thread = std::thread::Builder::new()
         .name("kiln-queues-writer".into())
-        .spawn(move || write_loop(connection, receiver))
+        .spawn(move || write_loop(connection, receiver, &counter))
         .map_err(|source| StoreError::Io {
             path: data_dir.to_owned(),
             source,
@@ -204,6 +209,7 @@ pub(crate) fn open(data_dir: &Path) -> Result<(Writer, Loaded), StoreError> {
         Writer {
             commands,
             thread: std::sync::Mutex::new(Some(thread)),
+            commits,
         },
         loaded,
     ))
@@ -349,6 +355,11 @@ impl Writer {
         answer
     }
 
+    /// How many transactions the writer has committed (or tried to).
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
     /// Commits what is queued, then stops the thread.
     pub(crate) fn stop(&self) {
         let _ = self.commands.send(Command::Stop);
@@ -365,7 +376,7 @@ impl Writer {
     }
 }
 
-fn write_loop(mut connection: Connection, commands: mpsc::Receiver<Command>) {
+fn write_loop(mut connection: Connection, commands: mpsc::Receiver<Command>, commits: &AtomicU64) {
     let mut group: Vec<WriteRequest> = Vec::new();
     loop {
         let mut stop = false;
@@ -383,6 +394,7 @@ fn write_loop(mut connection: Connection, commands: mpsc::Receiver<Command>) {
         }
         if !group.is_empty() {
             let outcome = commit(&mut connection, &group);
+            commits.fetch_add(1, Ordering::Relaxed);
             if let Err(error) = &outcome {
                 tracing::error!(%error, requests = group.len(), "queue commit failed");
             }

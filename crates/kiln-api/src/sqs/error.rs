@@ -34,10 +34,9 @@ impl SqsErrorCode {
         match self {
             SqsErrorCode::QueueDoesNotExist => "com.amazonaws.sqs#QueueDoesNotExist",
             SqsErrorCode::QueueNameExists => "com.amazonaws.sqs#QueueNameExists",
-            SqsErrorCode::InvalidParameterValue => {
-                "com.amazonaws.sqs#InvalidParameterValueException"
-            }
-            SqsErrorCode::MissingParameter => "com.amazonaws.sqs#MissingRequiredParameterException",
+            // Not modelled shapes (SDKs read the header's code); named as ElasticMQ names them.
+            SqsErrorCode::InvalidParameterValue => "com.amazonaws.sqs#InvalidParameterValue",
+            SqsErrorCode::MissingParameter => "com.amazonaws.sqs#MissingParameter",
             SqsErrorCode::InvalidAttributeName => "com.amazonaws.sqs#InvalidAttributeName",
             SqsErrorCode::InvalidAttributeValue => "com.amazonaws.sqs#InvalidAttributeValue",
             SqsErrorCode::InvalidMessageContents => "com.amazonaws.sqs#InvalidMessageContents",
