@@ -250,7 +250,7 @@ def _drain(stream, log_path: Path) -> None:
 
 def start_kiln(kiln_bin: Path, workdir: Path, label: str) -> Server:
     """`kiln serve` on a free port with a fresh data dir, in moto's account so requests match."""
-    argv = [str(kiln_bin), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(workdir / f"{label}-data")]
+    argv = [str(kiln_bin), "serve", "--listen", "127.0.0.1:0", "--sqs-listen", "off", "--data-dir", str(workdir / f"{label}-data")]
     argv += ["--account-id", ACCOUNT_ID, "--region", REGION]
     return start_server(label, argv, workdir / f"{label}.log", "Kiln listening on ")
 

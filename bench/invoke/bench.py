@@ -628,7 +628,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         kiln = start_announced(
             "kiln",
-            [str(args.kiln_bin), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(workdir / "kiln-data"),
+            [str(args.kiln_bin), "serve", "--listen", "127.0.0.1:0", "--sqs-listen", "off", "--data-dir", str(workdir / "kiln-data"),
              "--python", args.python, "--log", "warn"],
             workdir / "kiln.log",
         )

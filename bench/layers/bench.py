@@ -76,7 +76,7 @@ class Kiln:
     def __init__(self, binary: Path, data_dir: Path, log: Path):
         self.log = open(log, "wb")
         self.process = subprocess.Popen(
-            [str(binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
+            [str(binary), "serve", "--listen", "127.0.0.1:0", "--sqs-listen", "off", "--data-dir", str(data_dir)],
             stdout=subprocess.PIPE, stderr=self.log, start_new_session=True,
         )
         line = self.process.stdout.readline().decode()
