@@ -1,4 +1,5 @@
-//! Kiln's own endpoints under `/_kiln/`: health and code package downloads.
+//! Kiln's own endpoints: `/_kiln/` (health, code package downloads, logs) and Prometheus'
+//! `/metrics`.
 
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +17,9 @@ pub(crate) async fn handle(
     full_path: &str,
     query: Option<&str>,
 ) -> Option<Response> {
+    if full_path == "/metrics" && (method == Method::GET || method == Method::HEAD) {
+        return Some(metrics(state));
+    }
     let path = full_path.strip_prefix(PREFIX)?;
     if method != Method::GET && method != Method::HEAD {
         return Some(unknown(method, full_path));
@@ -45,6 +49,19 @@ pub(crate) async fn handle(
         return Some(code(state, digest).await);
     }
     Some(unknown(method, full_path))
+}
+
+/// Lambda's metrics per function, in Prometheus' text format.
+fn metrics(state: &ApiState) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.engine().metrics().render(),
+    )
+        .into_response()
 }
 
 fn health(state: &ApiState) -> Response {

@@ -13,6 +13,7 @@ mod error;
 mod event_sources;
 pub mod execution;
 mod layers;
+pub mod metrics;
 mod registry;
 mod versions;
 
@@ -195,6 +196,8 @@ struct EngineInner {
     /// Code stored for a change that has not committed yet.
     pinned_code: Arc<PinnedCode>,
     event_sources: event_sources::EventSources,
+    /// Lambda's per-function metrics, for `GET /metrics`.
+    metrics: Arc<metrics::Metrics>,
     /// Kiln's SQS service, which event source mappings poll (`None`: no queues).
     queues: Option<kiln_queues::QueueService>,
 }
@@ -295,6 +298,7 @@ impl Engine {
                 writer: Mutex::new(()),
                 pinned_code: Arc::default(),
                 event_sources: event_sources::EventSources::new(mappings),
+                metrics: Arc::default(),
                 queues,
             }),
         };
@@ -339,11 +343,29 @@ impl Engine {
                 activity: BusyActivity::Creating,
             });
         }
-        Ok(self
+        let running = self.inner.metrics.start(name);
+        let response = self
             .inner
             .executor
             .invoke(&function, version, invoked_function_arn, request)
-            .await)
+            .await;
+        drop(running);
+        self.inner.metrics.record_invocation(
+            name,
+            &response.executed_version,
+            if response.function_error {
+                metrics::InvocationOutcome::Error
+            } else {
+                metrics::InvocationOutcome::Success
+            },
+            response.duration,
+        );
+        Ok(response)
+    }
+
+    /// Lambda's per-function metrics.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// Function logs.

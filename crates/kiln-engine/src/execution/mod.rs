@@ -82,6 +82,8 @@ pub struct InvokeResponse {
     pub function_error: bool,
     /// The invocation's log tail, when asked for.
     pub log_tail: Option<String>,
+    /// REPORT's `Duration`: the handler's time (or the failed init's), without a cold start.
+    pub duration: Duration,
 }
 
 /// Which pool an environment belongs to.
@@ -290,13 +292,16 @@ impl Executor {
         let executed_version = version.version_id().as_lambda_string();
         let timeout = Duration::from_secs(u64::from(version.config.timeout_seconds));
         let memory_mb = version.config.memory_size_mb;
-        let reply =
-            |payload: Bytes, function_error: bool, log_tail: Option<String>| InvokeResponse {
-                executed_version: executed_version.clone(),
-                payload,
-                function_error,
-                log_tail,
-            };
+        let reply = |payload: Bytes,
+                     function_error: bool,
+                     log_tail: Option<String>,
+                     duration: Duration| InvokeResponse {
+            executed_version: executed_version.clone(),
+            payload,
+            function_error,
+            log_tail,
+            duration,
+        };
 
         let warm = self.take_idle(&key);
         let (environment, init_duration, remaining) = match warm {
@@ -329,7 +334,7 @@ impl Executor {
                         Some(("error", &error_type)),
                     );
                     let tail = capture.finish(lines, Box::new(move || report), request.log_tail);
-                    return reply(payload, true, tail);
+                    return reply(payload, true, tail, duration);
                 }
             },
         };
@@ -422,7 +427,7 @@ impl Executor {
             .capture
             .finish(lines, Box::new(report), request.log_tail);
         self.release(key, environment);
-        reply(payload, function_error, log_tail)
+        reply(payload, function_error, log_tail, duration)
     }
 
     /// Starts an environment and waits for its init, as Lambda does: up to 10 seconds, then

@@ -1,0 +1,452 @@
+//! Lambda's per-function metrics, kept as atomic counters and rendered in Prometheus' text
+//! exposition format for `GET /metrics`.
+//!
+//! The names follow Lambda's CloudWatch metrics (`Invocations`, `Errors`, `Throttles`,
+//! `Duration`, `ConcurrentExecutions`, ...) in Prometheus' spelling (`kiln_lambda_invocations_total`),
+//! labelled by function name and, where Lambda reports it per version, the executed version.
+//!
+//! Recording costs one read lock and one hash lookup of the function's series (created once, on
+//! its first invocation) and a few relaxed atomic additions: nothing on the warm invoke path
+//! waits for anything else. The text format is a few lines per series, written by hand rather
+//! than through a client library, which would add a dependency for a dozen `format!`s.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use kiln_core::FunctionName;
+
+/// Upper bounds (milliseconds) of the duration histogram's buckets; Lambda durations range from
+/// a millisecond to 15 minutes.
+const DURATION_BUCKETS_MS: [f64; 14] = [
+    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1_000.0, 2_500.0, 10_000.0, 60_000.0,
+    900_000.0,
+];
+
+/// How one invocation ended, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvocationOutcome {
+    Success,
+    /// A function error or a runtime failure (crash, timeout, out of memory): Lambda's `Errors`.
+    Error,
+}
+
+/// A histogram of durations in milliseconds.
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; DURATION_BUCKETS_MS.len()],
+    count: AtomicU64,
+    /// Sum in microseconds, so that it stays an integer.
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, value: Duration) {
+        let millis = value.as_secs_f64() * 1000.0;
+        for (bound, bucket) in DURATION_BUCKETS_MS.iter().zip(&self.buckets) {
+            if millis <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(
+            u64::try_from(value.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (bound, bucket) in DURATION_BUCKETS_MS.iter().zip(&self.buckets) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{labels}}} {}",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1000.0
+        );
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+/// The series of one function version.
+#[derive(Debug, Default)]
+struct VersionSeries {
+    invocations: AtomicU64,
+    errors: AtomicU64,
+    duration: Histogram,
+}
+
+/// The series of one function (all versions).
+#[derive(Debug, Default)]
+pub struct FunctionSeries {
+    versions: RwLock<HashMap<String, Arc<VersionSeries>>>,
+    throttles: AtomicU64,
+    concurrent: AtomicI64,
+    async_events_received: AtomicU64,
+    async_events_dropped: AtomicU64,
+    async_event_age: Histogram,
+    dead_letter_errors: AtomicU64,
+    destination_delivery_failures: AtomicU64,
+}
+
+impl FunctionSeries {
+    fn version(&self, version: &str) -> Arc<VersionSeries> {
+        if let Some(series) = self
+            .versions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(version)
+        {
+            return Arc::clone(series);
+        }
+        Arc::clone(
+            self.versions
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(version.to_owned())
+                .or_default(),
+        )
+    }
+}
+
+/// Every function's series.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    functions: RwLock<HashMap<FunctionName, Arc<FunctionSeries>>>,
+    /// Invocations running now, account-wide.
+    concurrent: AtomicI64,
+}
+
+/// Counts one invocation as running until dropped (`ConcurrentExecutions`).
+#[derive(Debug)]
+pub struct RunningInvocation {
+    metrics: Arc<Metrics>,
+    function: Arc<FunctionSeries>,
+}
+
+impl Drop for RunningInvocation {
+    fn drop(&mut self) {
+        self.function.concurrent.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.concurrent.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    /// The series of `function`, created on first use.
+    pub fn function(&self, function: &FunctionName) -> Arc<FunctionSeries> {
+        if let Some(series) = self
+            .functions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(function)
+        {
+            return Arc::clone(series);
+        }
+        Arc::clone(
+            self.functions
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(function.clone())
+                .or_default(),
+        )
+    }
+
+    /// Marks an invocation of `function` as running (`ConcurrentExecutions`) until the returned
+    /// guard is dropped.
+    pub fn start(self: &Arc<Self>, function: &FunctionName) -> RunningInvocation {
+        let series = self.function(function);
+        series.concurrent.fetch_add(1, Ordering::Relaxed);
+        self.concurrent.fetch_add(1, Ordering::Relaxed);
+        RunningInvocation {
+            metrics: Arc::clone(self),
+            function: series,
+        }
+    }
+
+    /// Counts a finished invocation of `version` (`$LATEST` or a number).
+    pub fn record_invocation(
+        &self,
+        function: &FunctionName,
+        version: &str,
+        outcome: InvocationOutcome,
+        duration: Duration,
+    ) {
+        let series = self.function(function).version(version);
+        series.invocations.fetch_add(1, Ordering::Relaxed);
+        if outcome == InvocationOutcome::Error {
+            series.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        series.duration.observe(duration);
+    }
+
+    /// Counts an invocation refused for concurrency (`Throttles`).
+    pub fn record_throttle(&self, function: &FunctionName) {
+        self.function(function)
+            .throttles
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an accepted asynchronous event (`AsyncEventsReceived`).
+    pub fn record_async_event_received(&self, function: &FunctionName) {
+        self.function(function)
+            .async_events_received
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How long an asynchronous event waited before an invocation (`AsyncEventAge`).
+    pub fn record_async_event_age(&self, function: &FunctionName, age: Duration) {
+        self.function(function).async_event_age.observe(age);
+    }
+
+    /// Counts an asynchronous event dropped without delivery anywhere (`AsyncEventsDropped`).
+    pub fn record_async_event_dropped(&self, function: &FunctionName) {
+        self.function(function)
+            .async_events_dropped
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a failed delivery to a dead-letter queue (`DeadLetterErrors`).
+    pub fn record_dead_letter_error(&self, function: &FunctionName) {
+        self.function(function)
+            .dead_letter_errors
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a failed delivery to a destination (`DestinationDeliveryFailures`).
+    pub fn record_destination_delivery_failure(&self, function: &FunctionName) {
+        self.function(function)
+            .destination_delivery_failures
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every series in Prometheus' text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let functions: Vec<(FunctionName, Arc<FunctionSeries>)> = {
+            let map = self
+                .functions
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut entries: Vec<_> = map
+                .iter()
+                .map(|(name, series)| (name.clone(), Arc::clone(series)))
+                .collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            entries
+        };
+        let versions_of = |series: &FunctionSeries| {
+            let map = series
+                .versions
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut entries: Vec<(String, Arc<VersionSeries>)> = map
+                .iter()
+                .map(|(version, series)| (version.clone(), Arc::clone(series)))
+                .collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            entries
+        };
+        let mut out = String::new();
+        let header = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+        };
+
+        header(
+            &mut out,
+            "kiln_lambda_invocations_total",
+            "counter",
+            "Invocations, successful or not (Lambda's Invocations).",
+        );
+        for (function, series) in &functions {
+            for (version, version_series) in versions_of(series) {
+                let _ = writeln!(
+                    out,
+                    "kiln_lambda_invocations_total{{{}}} {}",
+                    labels(function, Some(&version)),
+                    version_series.invocations.load(Ordering::Relaxed)
+                );
+            }
+        }
+        header(
+            &mut out,
+            "kiln_lambda_errors_total",
+            "counter",
+            "Invocations that ended in a function error or a runtime failure (Lambda's Errors).",
+        );
+        for (function, series) in &functions {
+            for (version, version_series) in versions_of(series) {
+                let _ = writeln!(
+                    out,
+                    "kiln_lambda_errors_total{{{}}} {}",
+                    labels(function, Some(&version)),
+                    version_series.errors.load(Ordering::Relaxed)
+                );
+            }
+        }
+        header(
+            &mut out,
+            "kiln_lambda_duration_milliseconds",
+            "histogram",
+            "Time spent in the function's handler, as in REPORT (Lambda's Duration).",
+        );
+        for (function, series) in &functions {
+            for (version, version_series) in versions_of(series) {
+                version_series.duration.render(
+                    &mut out,
+                    "kiln_lambda_duration_milliseconds",
+                    &labels(function, Some(&version)),
+                );
+            }
+        }
+        let counters: [CounterFamily; 5] = [
+            (
+                "kiln_lambda_throttles_total",
+                "Invocations refused for concurrency (Lambda's Throttles).",
+                |s| s.throttles.load(Ordering::Relaxed),
+            ),
+            (
+                "kiln_lambda_async_events_received_total",
+                "Asynchronous events accepted (Lambda's AsyncEventsReceived).",
+                |s| s.async_events_received.load(Ordering::Relaxed),
+            ),
+            (
+                "kiln_lambda_async_events_dropped_total",
+                "Asynchronous events dropped without being delivered (Lambda's AsyncEventsDropped).",
+                |s| s.async_events_dropped.load(Ordering::Relaxed),
+            ),
+            (
+                "kiln_lambda_dead_letter_errors_total",
+                "Failed deliveries to a dead-letter queue (Lambda's DeadLetterErrors).",
+                |s| s.dead_letter_errors.load(Ordering::Relaxed),
+            ),
+            (
+                "kiln_lambda_destination_delivery_failures_total",
+                "Failed deliveries to a destination (Lambda's DestinationDeliveryFailures).",
+                |s| s.destination_delivery_failures.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, read) in counters {
+            header(&mut out, name, "counter", help);
+            for (function, series) in &functions {
+                let _ = writeln!(out, "{name}{{{}}} {}", labels(function, None), read(series));
+            }
+        }
+        header(
+            &mut out,
+            "kiln_lambda_async_event_age_milliseconds",
+            "histogram",
+            "Time from accepting an asynchronous event to invoking it (Lambda's AsyncEventAge).",
+        );
+        for (function, series) in &functions {
+            series.async_event_age.render(
+                &mut out,
+                "kiln_lambda_async_event_age_milliseconds",
+                &labels(function, None),
+            );
+        }
+        header(
+            &mut out,
+            "kiln_lambda_concurrent_executions",
+            "gauge",
+            "Invocations running now, per function and account-wide without a label (Lambda's ConcurrentExecutions).",
+        );
+        let _ = writeln!(
+            out,
+            "kiln_lambda_concurrent_executions {}",
+            self.concurrent.load(Ordering::Relaxed).max(0)
+        );
+        for (function, series) in &functions {
+            let _ = writeln!(
+                out,
+                "kiln_lambda_concurrent_executions{{{}}} {}",
+                labels(function, None),
+                series.concurrent.load(Ordering::Relaxed).max(0)
+            );
+        }
+        out
+    }
+}
+
+/// A per-function counter family: name, help, and how to read it from a function's series.
+type CounterFamily = (&'static str, &'static str, fn(&FunctionSeries) -> u64);
+
+/// `function_name="f"[,executed_version="1"]`; function names and versions need no escaping
+/// (`[a-zA-Z0-9-_]`, `$LATEST`).
+fn labels(function: &FunctionName, version: Option<&str>) -> String {
+    match version {
+        Some(version) => format!("function_name=\"{function}\",executed_version=\"{version}\""),
+        None => format!("function_name=\"{function}\""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_renders_prometheus_text() {
+        let metrics = Arc::new(Metrics::default());
+        let f = FunctionName::parse("f").unwrap();
+        {
+            let _running = metrics.start(&f);
+            let text = metrics.render();
+            assert!(text.contains("kiln_lambda_concurrent_executions{function_name=\"f\"} 1\n"));
+            assert!(text.contains("kiln_lambda_concurrent_executions 1\n"));
+        }
+        metrics.record_invocation(
+            &f,
+            "$LATEST",
+            InvocationOutcome::Success,
+            Duration::from_millis(3),
+        );
+        metrics.record_invocation(
+            &f,
+            "$LATEST",
+            InvocationOutcome::Error,
+            Duration::from_millis(30),
+        );
+        metrics.record_invocation(&f, "2", InvocationOutcome::Success, Duration::from_secs(2));
+        metrics.record_throttle(&f);
+        let text = metrics.render();
+        assert!(text.contains(
+            "kiln_lambda_invocations_total{function_name=\"f\",executed_version=\"$LATEST\"} 2\n"
+        ));
+        assert!(text.contains(
+            "kiln_lambda_errors_total{function_name=\"f\",executed_version=\"$LATEST\"} 1\n"
+        ));
+        assert!(text.contains(
+            "kiln_lambda_invocations_total{function_name=\"f\",executed_version=\"2\"} 1\n"
+        ));
+        assert!(text.contains(
+            "kiln_lambda_duration_milliseconds_bucket{function_name=\"f\",executed_version=\"$LATEST\",le=\"5\"} 1\n"
+        ));
+        assert!(text.contains(
+            "kiln_lambda_duration_milliseconds_bucket{function_name=\"f\",executed_version=\"$LATEST\",le=\"+Inf\"} 2\n"
+        ));
+        assert!(text.contains(
+            "kiln_lambda_duration_milliseconds_sum{function_name=\"f\",executed_version=\"$LATEST\"} 33\n"
+        ));
+        assert!(text.contains("kiln_lambda_throttles_total{function_name=\"f\"} 1\n"));
+        assert!(text.contains("kiln_lambda_concurrent_executions{function_name=\"f\"} 0\n"));
+        // Every sample line belongs to a declared family.
+        for line in text.lines().filter(|line| !line.starts_with('#')) {
+            let family = line.split(['{', ' ']).next().unwrap();
+            let base = family
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_count");
+            assert!(
+                text.contains(&format!("# TYPE {base} ")),
+                "{line} has no TYPE line"
+            );
+        }
+    }
+}
