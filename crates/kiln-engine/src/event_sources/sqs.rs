@@ -217,28 +217,55 @@ impl Worker {
         batch: Vec<ReceivedMessage>,
     ) -> Outcome {
         let region = &self.engine.inner.account.region;
-        let mut records = Vec::with_capacity(batch.len());
+        let mut kept = Vec::with_capacity(batch.len());
         let mut filtered_out = Vec::new();
-        for message in &batch {
-            let record = sqs_record(message, arn, region);
+        for message in batch {
+            let record = sqs_record(&message, arn, region);
             match &self.filter {
                 Some(filter) if !filter.matches_sqs_record(&record) => {
-                    filtered_out.push(message.receipt_handle.clone());
+                    filtered_out.push(message.receipt_handle);
                 }
-                _ => records.push(record),
+                _ => kept.push(Entry {
+                    json: record.to_string(),
+                    message_id: message.message_id,
+                    receipt_handle: message.receipt_handle,
+                }),
             }
         }
         // Lambda deletes what no filter matches.
         self.delete(queues, arn, filtered_out).await;
-        if records.is_empty() {
-            return Outcome::Done;
+        // A batch never exceeds the invoke payload limit: Lambda sizes batches so; Kiln
+        // splits a batch that would, and invokes the parts one after another.
+        for part in split_by_payload_size(kept) {
+            if let Outcome::CouldNotInvoke = self.invoke_part(queues, arn, part).await {
+                return Outcome::CouldNotInvoke;
+            }
         }
-        let ids: Vec<(String, String)> = batch
-            .iter()
-            .filter(|message| records.iter().any(|r| r["messageId"] == message.message_id))
-            .map(|message| (message.message_id.clone(), message.receipt_handle.clone()))
+        Outcome::Done
+    }
+
+    /// Invokes the function with one batch and deletes what succeeded.
+    async fn invoke_part(
+        &self,
+        queues: &kiln_queues::QueueService,
+        arn: &str,
+        part: Vec<Entry>,
+    ) -> Outcome {
+        let mut payload = String::with_capacity(
+            part.iter().map(|entry| entry.json.len() + 1).sum::<usize>() + 16,
+        );
+        payload.push_str("{\"Records\":[");
+        for (index, entry) in part.iter().enumerate() {
+            if index > 0 {
+                payload.push(',');
+            }
+            payload.push_str(&entry.json);
+        }
+        payload.push_str("]}");
+        let ids: Vec<(String, String)> = part
+            .into_iter()
+            .map(|entry| (entry.message_id, entry.receipt_handle))
             .collect();
-        let payload = json!({ "Records": records }).to_string();
         let invoked = self
             .engine
             .invoke(
@@ -304,6 +331,38 @@ impl Worker {
             }
         }
     }
+}
+
+/// One message of a batch, its record already serialised.
+struct Entry {
+    json: String,
+    message_id: String,
+    receipt_handle: String,
+}
+
+/// Lambda's limit on a synchronous invocation's payload; the `{"Records":[...]}` envelope
+/// counts too.
+const MAX_BATCH_PAYLOAD: usize = 6_291_456 - 16;
+
+/// Consecutive parts of `entries` whose events stay within the invoke payload limit (a record
+/// too large on its own goes alone, and its invocation fails as Lambda's would).
+fn split_by_payload_size(entries: Vec<Entry>) -> Vec<Vec<Entry>> {
+    let mut parts: Vec<Vec<Entry>> = Vec::new();
+    let mut size = 0;
+    for entry in entries {
+        let needed = entry.json.len() + 1;
+        match parts.last_mut() {
+            Some(part) if size + needed <= MAX_BATCH_PAYLOAD => {
+                size += needed;
+                part.push(entry);
+            }
+            _ => {
+                size = needed;
+                parts.push(vec![entry]);
+            }
+        }
+    }
+    parts
 }
 
 /// The message ids a `ReportBatchItemFailures` response names, or `None` when the response
@@ -380,6 +439,26 @@ mod tests {
 
     fn batch() -> Vec<(String, String)> {
         vec![("a".into(), "ha".into()), ("b".into(), "hb".into())]
+    }
+
+    #[test]
+    fn batches_are_split_under_the_payload_limit() {
+        let entry = |size: usize| Entry {
+            json: "x".repeat(size),
+            message_id: String::new(),
+            receipt_handle: String::new(),
+        };
+        let sizes = |parts: &[Vec<Entry>]| -> Vec<usize> { parts.iter().map(Vec::len).collect() };
+        assert_eq!(
+            sizes(&split_by_payload_size((0..10).map(|_| entry(10)).collect())),
+            vec![10]
+        );
+        let quarter = MAX_BATCH_PAYLOAD / 4;
+        let parts = split_by_payload_size((0..10).map(|_| entry(quarter)).collect());
+        assert_eq!(sizes(&parts), vec![3, 3, 3, 1]);
+        let parts = split_by_payload_size(vec![entry(MAX_BATCH_PAYLOAD * 2), entry(1)]);
+        assert_eq!(sizes(&parts), vec![1, 1]);
+        assert!(split_by_payload_size(Vec::new()).is_empty());
     }
 
     #[test]
