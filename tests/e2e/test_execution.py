@@ -1541,12 +1541,12 @@ def test_dry_run(kiln, lambda_client, function_name):
     )
 
 
-def test_event_invocations_are_not_implemented_yet(lambda_client, function_name):
+def test_event_invocations_are_accepted(lambda_client, function_name):
+    # Retries, destinations and durability of asynchronous invocation: test_async.py.
     create(lambda_client, function_name, "python", "echo")
-    with pytest.raises(ClientError) as excinfo:
-        lambda_client.invoke(FunctionName=function_name, InvocationType="Event", Payload=b"{}")
-    status, code, _ = error_of(excinfo)
-    assert (status, code) == (501, "NotImplementedException")
+    reply = lambda_client.invoke(FunctionName=function_name, InvocationType="Event", Payload=b"{}")
+    assert reply["StatusCode"] == 202
+    assert reply["Payload"].read() == b""
 
 
 def test_invoking_what_does_not_exist(lambda_client, function_name):

@@ -195,6 +195,10 @@ model_pattern!(ORGANIZATION_ID, r"o-[a-z0-9]{10,32}");
 model_pattern!(SUBNET_ID, r"subnet-[0-9a-z]*");
 model_pattern!(SECURITY_GROUP_ID, r"sg-[0-9a-zA-Z]*");
 model_pattern!(TAG_KEY_OR_VALUE, r"[\p{L}\p{Z}\p{N}_.:/=+\-@]*");
+model_pattern!(
+    DESTINATION_ARN,
+    r"$|kafka://([^.]([a-zA-Z0-9\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1})?:(\d{12})?:(.*)"
+);
 
 #[cfg(test)]
 mod tests {

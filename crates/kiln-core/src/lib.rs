@@ -6,12 +6,14 @@
 //! persists them in its own schema (see `kiln-store`).
 
 mod account;
+mod event_invoke;
 mod event_source;
 mod function;
 mod layer;
 mod names;
 
 pub use account::AccountContext;
+pub use event_invoke::EventInvokeConfig;
 pub use event_source::{EventSourceMapping, EventSourceState};
 pub use function::{
     AdditionalVersion, Alias, Architecture, CodeArtifact, DeadLetterConfig, Function,

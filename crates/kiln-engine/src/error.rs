@@ -73,6 +73,13 @@ pub enum EngineError {
     EventSourceMappingBusy { state: kiln_core::EventSourceState },
     #[error("invalid event source mapping: {0}")]
     EventSourceRule(EventSourceRule),
+    #[error("{name}:{qualifier} has no event invoke config")]
+    EventInvokeConfigNotFound {
+        name: FunctionName,
+        qualifier: String,
+    },
+    #[error("invalid destination: {0}")]
+    InvalidDestination(DestinationRule),
     #[error("store failure: {0}")]
     Store(StoreError),
     #[error("internal error: {0}")]
@@ -108,6 +115,19 @@ pub enum EventSourceRule {
     },
     #[error("invalid filter pattern")]
     InvalidFilter,
+}
+
+/// Why an asynchronous invocation destination was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DestinationRule {
+    #[error("the destination function {arn} does not exist")]
+    FunctionMissing { arn: String },
+    #[error("a function cannot be its own destination")]
+    ItselfAsDestination,
+    #[error("Kiln has no {service} to deliver to ({arn})")]
+    UnsupportedService { arn: String, service: String },
+    #[error("the ARN names no kind of destination")]
+    NotADestination,
 }
 
 /// What a busy function is doing.

@@ -9,6 +9,7 @@
 //! The public surface is [`Engine`]'s methods, one per command; the API layer translates wire
 //! requests into these calls and [`EngineError`]s back into AWS errors.
 
+mod async_invoke;
 mod error;
 mod event_sources;
 pub mod execution;
@@ -27,7 +28,10 @@ use kiln_core::{
 use kiln_store::{BlobStore, Store, UnzipLimits};
 use tokio::sync::Mutex;
 
-pub use error::{AliasRule, BusyActivity, EngineError, EventSourceRule};
+pub use async_invoke::{
+    AsyncConfig, AsyncCounters, AsyncMetrics, EventInvokeConfigChange, RetryPolicy,
+};
+pub use error::{AliasRule, BusyActivity, DestinationRule, EngineError, EventSourceRule};
 pub use event_sources::{EventSourceMappingUpdate, NewEventSourceMapping, QueueFacts};
 pub use kiln_store::UnzipError;
 pub use layers::{LayerPins, MAX_FUNCTION_LAYERS, NewLayerStatement, NewLayerVersion};
@@ -65,6 +69,8 @@ pub struct EngineConfig {
     /// Lambda's timing, so that scripts which forget to wait for `Active` or `Successful`
     /// fail locally as they would on AWS.
     pub deployment_delay: std::time::Duration,
+    /// Asynchronous invocation: retry schedule and concurrency.
+    pub async_invocation: AsyncConfig,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +85,7 @@ impl Default for EngineConfig {
                 interpreters: execution::InterpreterOverrides::default(),
             },
             deployment_delay: std::time::Duration::ZERO,
+            async_invocation: AsyncConfig::default(),
         }
     }
 }
@@ -200,6 +207,8 @@ struct EngineInner {
     metrics: Arc<metrics::Metrics>,
     /// Kiln's SQS service, which event source mappings poll (`None`: no queues).
     queues: Option<kiln_queues::QueueService>,
+    /// Accepted asynchronous events, their dispatcher and the event invoke configs.
+    async_invocations: async_invoke::AsyncInvocations,
 }
 
 /// Digests of packages stored but not yet referenced by a committed version. Garbage
@@ -267,6 +276,15 @@ impl Engine {
             let store = Arc::clone(&store);
             blocking(move || store.load_event_source_mappings()).await??
         };
+        let event_invoke_configs = {
+            let store = Arc::clone(&store);
+            blocking(move || store.load_event_invoke_configs()).await??
+        };
+        let async_invocations = async_invoke::AsyncInvocations::open(
+            store.data_dir(),
+            config.async_invocation,
+            event_invoke_configs,
+        )?;
         let unfinished: Vec<(FunctionName, String)> = loaded
             .iter()
             .filter(|function| needs_deployment(&function.latest))
@@ -300,6 +318,7 @@ impl Engine {
                 event_sources: event_sources::EventSources::new(mappings),
                 metrics: Arc::default(),
                 queues,
+                async_invocations,
             }),
         };
         engine.sweep_unreferenced_code().await?;
@@ -308,6 +327,7 @@ impl Engine {
             engine.spawn_deployment(name, revision);
         }
         engine.resume_event_sources();
+        engine.start_async_dispatcher();
         tracing::info!(functions = engine.inner.registry.len(), "engine started");
         Ok(engine)
     }
@@ -391,6 +411,7 @@ impl Engine {
     /// Shuts down every idle execution environment (at server shutdown).
     pub fn shutdown(&self) {
         self.stop_event_sources();
+        self.stop_async_invocations();
         self.inner.executor.shutdown();
     }
 
@@ -587,6 +608,7 @@ impl Engine {
                     let deleted = name.clone();
                     blocking(move || store.delete_function(&deleted)).await??;
                     self.inner.registry.remove(name);
+                    self.forget_event_invoke_configs(name, None).await?;
                     released_layer_sets
                         .extend(function.versions().filter_map(registry::layer_set_key));
                     function
@@ -618,6 +640,8 @@ impl Engine {
                     let mut updated = (*function).clone();
                     let removed = updated.published.remove(&number);
                     self.inner.registry.put(updated);
+                    self.forget_event_invoke_configs(name, Some(&number.to_string()))
+                        .await?;
                     released_layer_sets.extend(removed.iter().filter_map(registry::layer_set_key));
                     removed
                         .iter()

@@ -194,6 +194,7 @@ impl Engine {
         let mut updated = (*function).clone();
         updated.aliases.remove(alias);
         self.inner.registry.put(updated);
+        self.forget_event_invoke_configs(name, Some(alias)).await?;
         Ok(())
     }
 

@@ -42,6 +42,14 @@ const MIGRATIONS: &[&str] = &[
          uuid   TEXT PRIMARY KEY,
          record TEXT NOT NULL
      );",
+    // 5: asynchronous invocation settings per function qualifier ($LATEST, version, alias);
+    // they go with their function.
+    "CREATE TABLE event_invoke_configs (
+         function_name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+         qualifier     TEXT NOT NULL,
+         record        TEXT NOT NULL,
+         PRIMARY KEY (function_name, qualifier)
+     );",
 ];
 
 /// The persistent store: metadata in SQLite, code in a blob store and an extraction cache.

@@ -23,6 +23,10 @@ pub enum StoreError {
     SchemaTooNew { found: i64, supported: i64 },
     #[error(transparent)]
     Unzip(#[from] UnzipError),
+    #[error("the transaction failed: {0}")]
+    CommitFailed(String),
+    #[error("the writer has shut down")]
+    Closed,
 }
 
 impl StoreError {

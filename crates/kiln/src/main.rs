@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run Kiln: the Lambda API (and, later, every other API) on one port.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Invoke a function on a running Kiln and print its result and log.
     Invoke(commands::InvokeArgs),
     /// Print a function's logs from a running Kiln, optionally following them.
@@ -29,7 +29,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Invoke(args) => commands::invoke(args),
         Command::Logs(args) => commands::logs(args),
         Command::Doctor(args) => commands::doctor(args),

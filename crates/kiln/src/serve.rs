@@ -10,7 +10,7 @@ use kiln_api::sqs::SqsState;
 use kiln_api::{ApiConfig, ApiState};
 use kiln_core::AccountContext;
 use kiln_engine::execution::{ExecutionConfig, InterpreterOverrides};
-use kiln_engine::{Engine, EngineConfig};
+use kiln_engine::{AsyncConfig, Engine, EngineConfig, RetryPolicy};
 use kiln_queues::QueueService;
 use kiln_store::Store;
 use tokio::net::TcpListener;
@@ -71,6 +71,15 @@ pub struct ServeArgs {
     /// their connections.
     #[arg(long, env = "KILN_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
     shutdown_grace: Duration,
+
+    /// Multiplies every asynchronous retry and backoff delay and the maximum event age
+    /// (0.01 turns Lambda's one-minute retry into 0.6 s), for tests of retry behaviour.
+    #[arg(long, env = "KILN_RETRY_DELAY_SCALE", default_value = "1.0", value_parser = parse_scale)]
+    retry_delay_scale: f64,
+
+    /// Most asynchronous invocation attempts running at once, over all functions.
+    #[arg(long, env = "KILN_ASYNC_CONCURRENCY", default_value = "16", value_parser = clap::value_parser!(u16).range(1..))]
+    async_concurrency: u16,
 
     /// Log filter, in `tracing` EnvFilter syntax (for example `info,kiln_api=debug`).
     #[arg(long, env = "KILN_LOG", default_value = "info")]
@@ -156,6 +165,10 @@ async fn serve(args: ServeArgs, account: AccountContext) -> anyhow::Result<()> {
                 python: args.python.clone(),
                 node: args.node.clone(),
             },
+        },
+        async_invocation: AsyncConfig {
+            retry_policy: RetryPolicy::scaled(args.retry_delay_scale),
+            concurrency: usize::from(args.async_concurrency),
         },
         ..EngineConfig::default()
     };
@@ -360,6 +373,14 @@ async fn shutdown_signal() {
     }
 }
 
+/// A non-negative, finite scale factor.
+fn parse_scale(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
+        _ => Err(format!("`{text}` is not a non-negative number")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,5 +395,14 @@ mod tests {
         assert!(parse_optional_duration("off").unwrap().0.is_none());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn scales_are_non_negative_numbers() {
+        assert_eq!(parse_scale("0.01"), Ok(0.01));
+        assert_eq!(parse_scale("1"), Ok(1.0));
+        assert!(parse_scale("-1").is_err());
+        assert!(parse_scale("inf").is_err());
+        assert!(parse_scale("fast").is_err());
     }
 }

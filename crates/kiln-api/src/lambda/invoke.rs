@@ -1,4 +1,5 @@
-//! Invoke: run a function and return its result.
+//! Invoke: run a function and return its result, or queue it (`InvocationType: Event`, and
+//! the legacy `InvokeAsync`) and answer 202 once the event is durable.
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -17,6 +18,10 @@ use crate::validate::Violations;
 
 /// The longest `X-Amz-Client-Context` Lambda accepts (base64 characters).
 const MAX_CLIENT_CONTEXT: usize = 3583;
+/// The largest payload of an asynchronous `Invoke` (1 MB since 2025; it was 256 KB).
+const MAX_ASYNC_PAYLOAD: usize = 1_048_576;
+/// The largest payload of the legacy `InvokeAsync`, whose limit stayed 256 KB.
+const MAX_INVOKE_ASYNC_PAYLOAD: usize = 262_144;
 
 /// `POST /2015-03-31/functions/{FunctionName}/invocations`.
 pub(crate) async fn invoke(
@@ -76,11 +81,19 @@ pub(crate) async fn invoke(
             }
             Ok(empty(StatusCode::NO_CONTENT))
         }
-        "Event" => Err(ApiError::new(
-            ErrorCode::NotImplemented,
-            "Kiln does not run asynchronous invocations (InvocationType Event) yet: they arrive \
-             with its durable event queue (see docs/compat.md). Use RequestResponse.",
-        )),
+        "Event" => {
+            check_async_size(&payload, MAX_ASYNC_PAYLOAD)?;
+            engine
+                .invoke_async(
+                    &reference.name,
+                    qualifier.as_ref(),
+                    context.request_id.clone(),
+                    payload,
+                )
+                .await
+                .map_err(|error| engine_error(account, error))?;
+            Ok(empty(StatusCode::ACCEPTED))
+        }
         _ => {
             let response = engine
                 .invoke(
@@ -119,6 +132,57 @@ pub(crate) async fn invoke(
             Ok(reply)
         }
     }
+}
+
+/// `POST /2014-11-13/functions/{FunctionName}/invoke-async`: the deprecated asynchronous
+/// invoke, answering `202 {"Status": 202}` once the event is durable.
+pub(crate) async fn invoke_async(
+    state: &ApiState,
+    context: &RequestContext,
+) -> Result<Response, ApiError> {
+    let engine = state.engine();
+    let account = engine.account();
+    let reference = function_ref::from_request(context, account, NameShape::Namespaced)?;
+    let qualifier = match reference.parsed_qualifier() {
+        None => None,
+        Some(Ok(qualifier)) => Some(qualifier),
+        Some(Err(text)) => {
+            return Err(function_not_found(
+                account,
+                reference.name.as_str(),
+                Some(text),
+            ));
+        }
+    };
+    let payload = payload(&context.body)?;
+    check_async_size(&payload, MAX_INVOKE_ASYNC_PAYLOAD)?;
+    engine
+        .invoke_async(
+            &reference.name,
+            qualifier.as_ref(),
+            context.request_id.clone(),
+            payload,
+        )
+        .await
+        .map_err(|error| engine_error(account, error))?;
+    Ok(super::json(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({ "Status": 202 }),
+    ))
+}
+
+/// Lambda's 413 for an event over the asynchronous limit.
+fn check_async_size(payload: &Bytes, limit: usize) -> Result<(), ApiError> {
+    if payload.len() > limit {
+        return Err(ApiError::new(
+            ErrorCode::RequestEntityTooLarge,
+            format!(
+                "{} byte payload is too large for the Event invocation type (limit {limit} bytes)",
+                payload.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The payload, which must be JSON; an empty one is `{}`.

@@ -6,6 +6,7 @@
 
 mod account;
 mod config;
+mod event_invoke_config;
 mod event_sources;
 mod function_ref;
 mod functions;
@@ -41,6 +42,12 @@ pub(crate) async fn handle(
         UpdateFunctionConfiguration => functions::update_configuration(state, &context).await,
         DeleteFunction => functions::delete(state, &context).await,
         Invoke => invoke::invoke(state, &context).await,
+        InvokeAsync => invoke::invoke_async(state, &context).await,
+        PutFunctionEventInvokeConfig => event_invoke_config::put(state, &context).await,
+        UpdateFunctionEventInvokeConfig => event_invoke_config::update(state, &context).await,
+        GetFunctionEventInvokeConfig => event_invoke_config::get(state, &context),
+        DeleteFunctionEventInvokeConfig => event_invoke_config::delete(state, &context).await,
+        ListFunctionEventInvokeConfigs => event_invoke_config::list(state, &context),
         GetAccountSettings => account::get_settings(state),
         TagResource => tags::tag(state, &context).await,
         UntagResource => tags::untag(state, &context).await,
@@ -177,6 +184,13 @@ pub(crate) fn engine_error(account: &AccountContext, error: EngineError) -> ApiE
         | EngineError::PolicyRevisionMismatch
         | EngineError::StatementExists { .. }
         | EngineError::StatementNotFound { .. }) => layers::layer_error(account, error),
+        EngineError::EventInvokeConfigNotFound { name, qualifier } => ApiError::not_found(format!(
+            "The function {}:{qualifier} doesn't have an EventInvokeConfig",
+            account.function_arn(&name)
+        )),
+        EngineError::InvalidDestination(rule) => {
+            ApiError::invalid_parameter(format!("The destination config is invalid: {rule}."))
+        }
         error @ (EngineError::Store(_) | EngineError::Internal(_)) => {
             tracing::error!(%error, "engine failure");
             ApiError::internal("An internal error occurred while handling the request.")

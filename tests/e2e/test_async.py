@@ -1,0 +1,489 @@
+"""Asynchronous invocation end to end: `InvocationType=Event`, `InvokeAsync`, retries,
+dead-letter queues, destinations and event invoke configs, with boto3 against a real
+`kiln serve` started with `--retry-delay-scale 0.01` (Lambda's one-minute retry takes 0.6 s).
+
+Functions under test forward every invocation to a "results" queue of Kiln's (SendMessage
+from inside the function), so a test sees each attempt durably, also across a `kill -9`.
+Expected shapes come from the AWS recordings (`test_lambda_destinations.snapshot.json`,
+`test_lambda_api.snapshot.json`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+import uuid
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from kiln_harness import REGION, ROLE, KilnServer, make_zip
+from recordings import assert_matches, error_response, recorded
+
+DESTINATIONS = "test_lambda_destinations.snapshot.json"
+API = "test_lambda_api.snapshot.json"
+DESTINATION_TEST = "test_lambda_destinations.py::TestLambdaDestinationSqs::"
+CONFIG_TEST = "test_lambda_api.py::TestLambdaEventInvokeConfig::test_lambda_eventinvokeconfig_exceptions"
+SCALE = 0.01
+
+# Forwards each invocation (event, request id, time) to RESULTS_URL, then fails if asked to.
+RECORDER = """\
+import json
+import os
+import time
+import urllib.request
+
+
+def send(body):
+    request = urllib.request.Request(
+        os.environ["SQS_ENDPOINT"],
+        data=json.dumps({"QueueUrl": os.environ["RESULTS_URL"], "MessageBody": body}).encode(),
+        headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "AmazonSQS.SendMessage"},
+    )
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+def handler(event, context):
+    send(json.dumps({"event": event, "request_id": context.aws_request_id, "at": time.time(),
+                     "version": context.function_version}))
+    if os.environ.get("MODE") == "fail":
+        raise Exception("intentional failure")
+    return {"ok": True, "event": event}
+"""
+RECORDER_ZIP = make_zip({"app.py": RECORDER})
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    kiln = KilnServer(
+        tmp_path_factory.mktemp("async") / "data", "--retry-delay-scale", str(SCALE)
+    ).start()
+    yield kiln
+    if kiln.process is not None:
+        kiln.stop()
+
+
+def clients(server):
+    common = {
+        "region_name": REGION,
+        "aws_access_key_id": "kiln-test",
+        "aws_secret_access_key": "kiln-test",
+        "config": Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=32),
+    }
+    return (
+        boto3.client("lambda", endpoint_url=server.url, **common),
+        boto3.client("sqs", endpoint_url=server.sqs_url, **common),
+    )
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def make_queue(sqs, name: str) -> tuple[str, str]:
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def make_recorder(lam, server, name: str, results_url: str, mode: str = "ok", **extra) -> str:
+    created = lam.create_function(
+        FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+        Code={"ZipFile": RECORDER_ZIP}, Timeout=10,
+        Environment={"Variables": {
+            "SQS_ENDPOINT": server.sqs_url, "RESULTS_URL": results_url, "MODE": mode,
+        }},
+        **extra,
+    )
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 200}
+    )
+    return created["FunctionArn"]
+
+
+def receive(sqs, url: str, count: int, timeout: float = 30, attributes: bool = False) -> list[dict]:
+    """The next `count` messages of a queue (deleted once read)."""
+    found: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while len(found) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"only {len(found)} of {count} messages arrived: {found}")
+        extra = {"MessageAttributeNames": ["All"]} if attributes else {}
+        reply = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, **extra)
+        for message in reply.get("Messages", []):
+            found.append(message)
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+def bodies(messages: list[dict]) -> list[dict]:
+    return [json.loads(message["Body"]) for message in messages]
+
+
+def assert_quiet(sqs, url: str, seconds: float) -> None:
+    reply = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=int(seconds))
+    assert not reply.get("Messages"), f"unexpected messages: {reply.get('Messages')}"
+
+
+def without_stack_trace(record: dict) -> dict:
+    """The record with its stack trace checked for shape and removed: it names the recorded
+    function's own file and line."""
+    record = json.loads(json.dumps(record))
+    trace = record["responsePayload"].pop("stackTrace")
+    assert isinstance(trace, list) and len(trace) == 1
+    return record
+
+
+def destination_message(test: str, key: str) -> dict:
+    entry = recorded(DESTINATIONS, DESTINATION_TEST + test, key)
+    return entry["Messages"][0] if "Messages" in entry else entry
+
+
+def test_event_invoke_is_accepted_and_runs_with_an_on_success_record(server):
+    lam, sqs = clients(server)
+    results_url, _ = make_queue(sqs, unique("results"))
+    destination_url, destination_arn = make_queue(sqs, unique("success"))
+    name = unique("async-ok")
+    make_recorder(lam, server, name, results_url)
+    put = lam.put_function_event_invoke_config(
+        FunctionName=name,
+        DestinationConfig={"OnSuccess": {"Destination": destination_arn},
+                           "OnFailure": {"Destination": destination_arn}},
+    )
+    expected_put = recorded(DESTINATIONS, DESTINATION_TEST + "test_assess_lambda_destination_invocation[Success-payload0]", "put_function_event_invoke_config")
+    assert put.pop("LastModified") is not None
+    expected_put = {k: v for k, v in expected_put.items() if k != "LastModified"}
+    assert_matches(put, expected_put)
+
+    reply = lam.invoke(FunctionName=name, InvocationType="Event", Payload=b"{}")
+    assert reply["StatusCode"] == 202
+    assert reply["Payload"].read() == b""
+    headers = reply["ResponseMetadata"]["HTTPHeaders"]
+    assert "x-amz-executed-version" not in headers
+    request_id = headers["x-amzn-requestid"]
+
+    [invocation] = bodies(receive(sqs, results_url, 1))
+    assert invocation["event"] == {}
+    assert invocation["request_id"] == request_id
+    [message] = receive(sqs, destination_url, 1)
+    record = json.loads(message["Body"])
+    expected = destination_message("test_assess_lambda_destination_invocation[Success-payload0]", "receive_message_result")["Body"]
+    # The recorded function returned its event and context; ours returns its own answer.
+    assert record.pop("responsePayload") == {"ok": True, "event": {}}
+    expected = {k: v for k, v in expected.items() if k != "responsePayload"}
+    assert_matches(record, expected)
+    assert record["requestContext"]["requestId"] == request_id
+    assert record["requestContext"]["functionArn"].endswith(f":function:{name}:$LATEST")
+    assert record["timestamp"].endswith("Z")
+
+
+def test_a_failing_function_is_retried_then_sent_to_the_dlq_and_on_failure(server):
+    lam, sqs = clients(server)
+    results_url, _ = make_queue(sqs, unique("results"))
+    dlq_url, dlq_arn = make_queue(sqs, unique("dlq"))
+    failure_url, failure_arn = make_queue(sqs, unique("failure"))
+    name = unique("async-fail")
+    make_recorder(lam, server, name, results_url, mode="fail", DeadLetterConfig={"TargetArn": dlq_arn})
+    lam.put_function_event_invoke_config(
+        FunctionName=name, DestinationConfig={"OnFailure": {"Destination": failure_arn}}
+    )
+    payload = {"message": unique("msg")}
+    sent = time.time()
+    reply = lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps(payload))
+    request_id = reply["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+
+    attempts = bodies(receive(sqs, results_url, 3, timeout=30))
+    assert [attempt["request_id"] for attempt in attempts] == [request_id] * 3
+    times = sorted(attempt["at"] for attempt in attempts)
+    # Lambda waits ~1 min then ~2 min; scaled by 0.01: 0.6 s then 1.2 s.
+    first_gap, second_gap = times[1] - times[0], times[2] - times[1]
+    assert 0.55 <= first_gap < 1.5, first_gap
+    assert 1.15 <= second_gap < 2.5, second_gap
+    assert times[0] - sent < 2
+
+    [dead_letter] = receive(sqs, dlq_url, 1, attributes=True)
+    expected_dlq = recorded(DESTINATIONS, "test_lambda_destinations.py::TestLambdaDLQ::test_dead_letter_queue", "receive_result")["Messages"][0]
+    assert json.loads(dead_letter["Body"]) == payload
+    attributes = dead_letter["MessageAttributes"]
+    assert attributes["RequestID"] == {"DataType": "String", "StringValue": request_id}
+    assert attributes["ErrorCode"] == expected_dlq["MessageAttributes"]["ErrorCode"]
+    assert attributes["ErrorMessage"] == {"DataType": "String", "StringValue": "intentional failure"}
+    assert set(attributes) == set(expected_dlq["MessageAttributes"])
+
+    [failure] = receive(sqs, failure_url, 1)
+    record = json.loads(failure["Body"])
+    expected = destination_message("test_retries", "queue_destination_payload")["Body"]
+    assert_matches(without_stack_trace(record), without_stack_trace(expected))
+    assert record["requestPayload"] == payload
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["responsePayload"]["requestId"] == request_id
+    # Exactly three attempts, no more.
+    assert_quiet(sqs, results_url, 2)
+
+
+def test_an_event_older_than_its_maximum_age_expires(server):
+    lam, sqs = clients(server)
+    results_url, _ = make_queue(sqs, unique("results"))
+    failure_url, failure_arn = make_queue(sqs, unique("failure"))
+    name = unique("async-age")
+    make_recorder(lam, server, name, results_url, mode="fail")
+    lam.put_function_event_invoke_config(
+        FunctionName=name, MaximumEventAgeInSeconds=60, MaximumRetryAttempts=2,
+        DestinationConfig={"OnFailure": {"Destination": failure_arn}},
+    )
+    lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"message": "m"}))
+    [failure] = receive(sqs, failure_url, 1)
+    expected = destination_message("test_maxeventage", "no_retry_failure_message")
+    assert_matches(without_stack_trace(json.loads(failure["Body"])), without_stack_trace(expected["Body"]))
+    assert len(receive(sqs, results_url, 1)) == 1
+    assert_quiet(sqs, results_url, 1)
+
+
+def test_a_function_can_be_the_destination_of_another(server):
+    lam, sqs = clients(server)
+    results_url, _ = make_queue(sqs, unique("results"))
+    target = unique("async-target")
+    target_arn = make_recorder(lam, server, target, results_url)
+    source = unique("async-source")
+    make_recorder(lam, server, source, results_url)
+    lam.put_function_event_invoke_config(
+        FunctionName=source, DestinationConfig={"OnSuccess": {"Destination": target_arn}}
+    )
+    lam.invoke(FunctionName=source, InvocationType="Event", Payload=b'{"hello": 1}')
+    invocations = bodies(receive(sqs, results_url, 2))
+    record = next(i["event"] for i in invocations if "requestContext" in i["event"])
+    assert record["requestContext"]["condition"] == "Success"
+    assert record["requestPayload"] == {"hello": 1}
+    assert record["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST"}
+
+
+def test_versions_and_aliases_are_honoured(server):
+    lam, sqs = clients(server)
+    results_url, _ = make_queue(sqs, unique("results"))
+    name = unique("async-alias")
+    make_recorder(lam, server, name, results_url)
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion=version)
+    lam.invoke(FunctionName=name, Qualifier="live", InvocationType="Event", Payload=b"{}")
+    lam.invoke(FunctionName=f"{name}:$LATEST", InvocationType="Event", Payload=b"{}")
+    versions = sorted(invocation["version"] for invocation in bodies(receive(sqs, results_url, 2)))
+    assert versions == sorted([version, "$LATEST"])
+    with pytest.raises(ClientError) as excinfo:
+        lam.invoke(FunctionName=name, Qualifier="nope", InvocationType="Event", Payload=b"{}")
+    assert excinfo.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_invoke_async_legacy(server):
+    lam, sqs = clients(server)
+    results_url, _ = make_queue(sqs, unique("results"))
+    name = unique("async-legacy")
+    make_recorder(lam, server, name, results_url)
+    reply = lam.invoke_async(FunctionName=name, InvokeArgs=b'{"legacy": true}')
+    assert reply["Status"] == 202
+    [invocation] = bodies(receive(sqs, results_url, 1))
+    assert invocation["event"] == {"legacy": True}
+
+
+def test_async_payload_limit(server):
+    lam, _ = clients(server)
+    name = unique("async-limit")
+    lam.create_function(
+        FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+        Code={"ZipFile": RECORDER_ZIP},
+    )
+    too_large = json.dumps({"data": "x" * 1_048_576}).encode()
+    with pytest.raises(ClientError) as excinfo:
+        lam.invoke(FunctionName=name, InvocationType="Event", Payload=too_large)
+    error = excinfo.value.response
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert error["Error"]["Code"] == "RequestEntityTooLargeException"
+    assert error["Error"]["Message"] == (
+        f"{len(too_large)} byte payload is too large for the Event invocation type (limit 1048576 bytes)"
+    )
+    with pytest.raises(ClientError) as excinfo:
+        lam.invoke(FunctionName=unique("missing"), InvocationType="Event", Payload=b"{}")
+    assert excinfo.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_event_invoke_config_crud_and_errors(server):
+    lam, sqs = clients(server)
+    name = unique("eic")
+    other = unique("eic-other")
+    for function in (name, other):
+        lam.create_function(
+            FunctionName=function, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+            Code={"ZipFile": RECORDER_ZIP},
+        )
+        lam.get_waiter("function_active_v2").wait(FunctionName=function, WaiterConfig={"Delay": 0.1, "MaxAttempts": 200})
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.create_alias(FunctionName=name, Name="eventinvokealias", FunctionVersion=version)
+    arn = lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+    other_arn = lam.get_function(FunctionName=other)["Configuration"]["FunctionArn"]
+
+    def expect_error(key, call, **kwargs):
+        with pytest.raises(ClientError) as excinfo:
+            call(**kwargs)
+        assert_matches(error_response(excinfo.value), recorded(API, CONFIG_TEST, key))
+
+    def expect_ok(key, response):
+        assert response.pop("LastModified") is not None
+        expected = {k: v for k, v in recorded(API, CONFIG_TEST, key).items() if k != "LastModified"}
+        assert_matches(response, expected)
+
+    put = lam.put_function_event_invoke_config
+    expect_error("put_functionname_name_notfound", put, FunctionName=unique("nope"), MaximumRetryAttempts=1)
+    expect_error("put_functionname_nootherargs", put, FunctionName=name)
+    expect_error("put_destination_lambda_doesntexist", put, FunctionName=name,
+                 DestinationConfig={"OnSuccess": {"Destination": arn.replace(name, "doesnotexist")}})
+    expect_error("put_destination_recursive", put, FunctionName=name,
+                 DestinationConfig={"OnSuccess": {"Destination": arn}})
+    expect_ok("put_destination_other_lambda", put(FunctionName=name,
+              DestinationConfig={"OnSuccess": {"Destination": other_arn}}))
+    expect_error("put_destination_invalid_service_arn", put, FunctionName=name,
+                 DestinationConfig={"OnSuccess": {"Destination": f"arn:aws:iam:{REGION}:000000000000:function:{name}"}})
+    expect_ok("put_destination_success_no_destination_arn", put(FunctionName=name,
+              DestinationConfig={"OnSuccess": {}}))
+    expect_error("put_destination_invalid_arn_pattern", put, FunctionName=name,
+                 DestinationConfig={"OnFailure": {"Destination": f"arn:aws:_-/!lambda:{REGION}:000000000000:function:{name}"}})
+    expect_ok("put_destination_latest", put(FunctionName=name, MaximumRetryAttempts=1))
+    expect_ok("put_destination_version", put(FunctionName=name, Qualifier=version, MaximumRetryAttempts=1))
+    expect_ok("put_alias_functionname_qualifier", put(FunctionName=name, Qualifier="eventinvokealias", MaximumRetryAttempts=1))
+    expect_error("put_alias_doesnotexist", put, FunctionName=name, Qualifier="doesnotexist", MaximumRetryAttempts=1)
+    expect_error("put_alias_qualifiedarn_qualifierconflict", put, FunctionName=f"{arn}:eventinvokealias", Qualifier=version, MaximumRetryAttempts=1)
+    expect_ok("put_maxevent_maxvalue_result", put(FunctionName=name, MaximumRetryAttempts=2, MaximumEventAgeInSeconds=21600))
+    expect_ok("put_pre_overwrite", put(FunctionName=name, MaximumRetryAttempts=2, MaximumEventAgeInSeconds=60))
+    expect_ok("put_post_overwrite", put(FunctionName=name, MaximumRetryAttempts=0))
+    expect_ok("get_post_overwrite", lam.get_function_event_invoke_config(FunctionName=name))
+    update = lam.update_function_event_invoke_config
+    expect_ok("pre_update_response", put(FunctionName=name, MaximumRetryAttempts=2, MaximumEventAgeInSeconds=60))
+    expect_ok("update_response", update(FunctionName=name, MaximumRetryAttempts=0))
+    listed = lam.list_function_event_invoke_configs(FunctionName=name)
+    for config in listed["FunctionEventInvokeConfigs"]:
+        assert config.pop("LastModified") is not None
+    expected_list = recorded(API, CONFIG_TEST, "list_configs")
+    for config in expected_list["FunctionEventInvokeConfigs"]:
+        config.pop("LastModified")
+    assert_matches(listed, expected_list)
+    for qualifier in ("$LATEST", version, "eventinvokealias"):
+        reply = lam.delete_function_event_invoke_config(FunctionName=name, Qualifier=qualifier)
+        assert reply["ResponseMetadata"]["HTTPStatusCode"] == 204
+    assert_matches(lam.list_function_event_invoke_configs(FunctionName=name), recorded(API, CONFIG_TEST, "list_configs_postdelete"))
+    expect_error("delete_function_not_found", lam.delete_function_event_invoke_config, FunctionName=name)
+    expect_error("delete_function_doesnotexist", lam.delete_function_event_invoke_config, FunctionName="doesnotexist")
+    expect_error("list_function_doesnotexist", lam.list_function_event_invoke_configs, FunctionName="doesnotexist")
+    expect_error("get_qualifier_doesnotexist", lam.get_function_event_invoke_config, FunctionName=name, Qualifier="doesnotexist")
+    expect_error("update_eventinvokeconfig_function_doesnotexist", update, FunctionName="doesnotexist", MaximumRetryAttempts=1)
+    expect_error("update_eventinvokeconfig_config_doesnotexist_with_qualifier", update, FunctionName=name, Qualifier="eventinvokealias", MaximumRetryAttempts=1)
+
+    # Model limits, and destinations Kiln cannot deliver to.
+    for field, value, constraint in (
+        ("MaximumRetryAttempts", 3, "Member must have value less than or equal to 2"),
+        ("MaximumEventAgeInSeconds", 21601, "Member must have value less than or equal to 21600"),
+    ):
+        with pytest.raises(ClientError) as excinfo:
+            put(FunctionName=name, **{field: value})
+        error = excinfo.value.response["Error"]
+        assert error["Code"] == "ValidationException"
+        assert constraint in error["Message"]
+    with pytest.raises(ClientError) as excinfo:
+        put(FunctionName=name, DestinationConfig={"OnFailure": {"Destination": f"arn:aws:sns:{REGION}:000000000000:topic"}})
+    assert excinfo.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert "Kiln has no SNS topic" in excinfo.value.response["Error"]["Message"]
+
+    # Configs go with their function.
+    put(FunctionName=name, MaximumRetryAttempts=1)
+    lam.delete_function(FunctionName=name)
+    lam.create_function(
+        FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+        Code={"ZipFile": RECORDER_ZIP},
+    )
+    assert lam.list_function_event_invoke_configs(FunctionName=name)["FunctionEventInvokeConfigs"] == []
+
+
+def test_configs_and_pending_retries_survive_a_restart(tmp_path):
+    kiln = KilnServer(tmp_path / "data", "--retry-delay-scale", "0.05").start()
+    try:
+        lam, sqs = clients(kiln)
+        results_url, _ = make_queue(sqs, unique("results"))
+        failure_url, failure_arn = make_queue(sqs, unique("failure"))
+        name = unique("async-restart")
+        make_recorder(lam, kiln, name, results_url, mode="fail")
+        lam.put_function_event_invoke_config(
+            FunctionName=name, MaximumRetryAttempts=1,
+            DestinationConfig={"OnFailure": {"Destination": failure_arn}},
+        )
+        lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"n": 1}')
+        receive(sqs, results_url, 1)
+        # The retry is due 3 s (60 s x 0.05) after the first attempt: kill before it, once the
+        # failed attempt is persisted (right after the function returns).
+        time.sleep(1)
+        kiln.kill9()
+        kiln.restart()
+        lam, sqs = clients(kiln)
+        assert lam.get_function_event_invoke_config(FunctionName=name)["MaximumRetryAttempts"] == 1
+        [failure] = receive(sqs, failure_url, 1, timeout=30)
+        record = json.loads(failure["Body"])
+        assert record["requestContext"]["approximateInvokeCount"] == 2
+        assert record["requestContext"]["condition"] == "RetriesExhausted"
+        assert len(receive(sqs, results_url, 1)) == 1
+    finally:
+        if kiln.process is not None:
+            kiln.stop()
+
+
+def test_ten_thousand_events_survive_kill_9(tmp_path):
+    kiln = KilnServer(tmp_path / "data", "--retry-delay-scale", str(SCALE)).start()
+    try:
+        lam, sqs = clients(kiln)
+        results_url, _ = make_queue(sqs, unique("results"))
+        name = unique("async-kill")
+        make_recorder(lam, kiln, name, results_url)
+        total, threads = 10_000, 16
+        accepted: list[int] = []
+        lock = threading.Lock()
+        url = f"{kiln.url}/2015-03-31/functions/{name}/invocations"
+
+        def sender(start: int) -> None:
+            opener = urllib.request.build_opener()
+            mine = []
+            for index in range(start, total, threads):
+                request = urllib.request.Request(
+                    url, data=json.dumps({"id": index}).encode(), method="POST",
+                    headers={"X-Amz-Invocation-Type": "Event", "Content-Type": "application/json"},
+                )
+                with opener.open(request, timeout=30) as reply:
+                    assert reply.status == 202
+                mine.append(index)
+            with lock:
+                accepted.extend(mine)
+
+        workers = [threading.Thread(target=sender, args=(n,)) for n in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert len(accepted) == total
+        kiln.kill9()
+        kiln.restart()
+        lam, sqs = clients(kiln)
+        seen: set[int] = set()
+        deadline = time.monotonic() + 300
+        while len(seen) < total:
+            assert time.monotonic() < deadline, f"{total - len(seen)} events never ran"
+            reply = sqs.receive_message(QueueUrl=results_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            messages = reply.get("Messages", [])
+            for message in messages:
+                seen.add(json.loads(message["Body"])["event"]["id"])
+            if messages:
+                sqs.delete_message_batch(QueueUrl=results_url, Entries=[
+                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)
+                ])
+        assert seen == set(range(total))
+    finally:
+        if kiln.process is not None:
+            kiln.stop()
