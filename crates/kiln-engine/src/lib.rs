@@ -9,6 +9,8 @@
 //! The public surface is [`Engine`]'s methods, one per command; the API layer translates wire
 //! requests into these calls and [`EngineError`]s back into AWS errors.
 
+mod concurrency;
+mod concurrency_settings;
 mod error;
 mod event_sources;
 pub mod execution;
@@ -26,7 +28,11 @@ use kiln_core::{
 use kiln_store::{BlobStore, Store, UnzipLimits};
 use tokio::sync::Mutex;
 
-pub use error::{AliasRule, BusyActivity, EngineError, EventSourceRule};
+pub use concurrency::{DEFAULT_CONCURRENCY_LIMIT, ThrottleReason, UNRESERVED_MINIMUM};
+pub use concurrency_settings::{
+    ConcurrencySettings, ProvisionedConcurrencyStatus, ProvisionedStatus,
+};
+pub use error::{AliasRule, BusyActivity, ConcurrencyRule, EngineError, EventSourceRule};
 pub use event_sources::{EventSourceMappingUpdate, NewEventSourceMapping, QueueFacts};
 pub use kiln_store::UnzipError;
 pub use layers::{LayerPins, MAX_FUNCTION_LAYERS, NewLayerStatement, NewLayerVersion};
@@ -64,6 +70,8 @@ pub struct EngineConfig {
     /// Lambda's timing, so that scripts which forget to wait for `Active` or `Successful`
     /// fail locally as they would on AWS.
     pub deployment_delay: std::time::Duration,
+    /// The account's concurrency limit (Lambda's `ConcurrentExecutions`).
+    pub concurrency_limit: u32,
 }
 
 impl Default for EngineConfig {
@@ -78,6 +86,7 @@ impl Default for EngineConfig {
                 interpreters: execution::InterpreterOverrides::default(),
             },
             deployment_delay: std::time::Duration::ZERO,
+            concurrency_limit: concurrency::DEFAULT_CONCURRENCY_LIMIT,
         }
     }
 }
@@ -273,7 +282,7 @@ impl Engine {
             let store = Arc::clone(&store);
             blocking(move || store.load_layers()).await??
         };
-        let registry = Arc::new(Registry::new(loaded));
+        let registry = Arc::new(Registry::new(loaded, config.concurrency_limit));
         let executor = execution::Executor::start(
             store.data_dir(),
             config.execution.clone(),
@@ -304,6 +313,12 @@ impl Engine {
             engine.spawn_deployment(name, revision);
         }
         engine.resume_event_sources();
+        // Provisioned environments do not survive a restart: initialise them again.
+        for function in engine.inner.registry.all() {
+            if !function.provisioned_concurrency.is_empty() {
+                engine.sync_provisioned(&function.name);
+            }
+        }
         tracing::info!(functions = engine.inner.registry.len(), "engine started");
         Ok(engine)
     }
@@ -329,6 +344,7 @@ impl Engine {
             function,
             version,
             invoked_function_arn,
+            concurrency,
         } = self.resolve_invocation(name, qualifier)?;
         let pending = function
             .version(version)
@@ -339,11 +355,23 @@ impl Engine {
                 activity: BusyActivity::Creating,
             });
         }
-        Ok(self
-            .inner
-            .executor
-            .invoke(&function, version, invoked_function_arn, request)
-            .await)
+        // Its own task: an invocation runs to its end even if the caller goes away (as on
+        // Lambda), so its concurrency permit is held exactly as long as the function runs.
+        let executor = Arc::clone(&self.inner.executor);
+        tokio::spawn(async move {
+            executor
+                .invoke(
+                    &function,
+                    version,
+                    invoked_function_arn,
+                    request,
+                    &concurrency,
+                )
+                .await
+        })
+        .await
+        .map_err(|error| EngineError::Internal(format!("invocation task failed: {error}")))?
+        .map_err(|reason| EngineError::Throttled { reason })
     }
 
     /// Function logs.
@@ -464,6 +492,8 @@ impl Engine {
             published: BTreeMap::new(),
             last_published: 0,
             aliases: BTreeMap::new(),
+            reserved_concurrency: None,
+            provisioned_concurrency: BTreeMap::new(),
         };
         let created = if publish {
             versions::publish_into(&mut function, None)
@@ -595,6 +625,10 @@ impl Engine {
                         .await??;
                     let mut updated = (*function).clone();
                     let removed = updated.published.remove(&number);
+                    // The store deleted the version's provisioned concurrency with it.
+                    updated
+                        .provisioned_concurrency
+                        .remove(&VersionId::Published(number).as_lambda_string());
                     self.inner.registry.put(updated);
                     released_layer_sets.extend(removed.iter().filter_map(registry::layer_set_key));
                     removed
@@ -606,6 +640,7 @@ impl Engine {
             }
         };
         self.inner.executor.retire(name);
+        self.sync_provisioned(name);
         self.collect_code(released).await;
         self.collect_layer_sets(released_layer_sets).await;
         Ok(())
