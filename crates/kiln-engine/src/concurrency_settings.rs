@@ -363,3 +363,210 @@ impl Engine {
         self.inner.executor.set_provisioned(name, targets);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+    use std::time::Duration;
+
+    use kiln_core::{
+        AccountContext, Architecture, FunctionConfig, FunctionState, LoggingConfig, PackageType,
+        TracingMode,
+    };
+    use kiln_store::Store;
+
+    use super::*;
+    use crate::execution::InvokeRequest;
+    use crate::{EngineConfig, NewFunction, ThrottleReason};
+
+    async fn start(dir: &std::path::Path, concurrency_limit: u32) -> Engine {
+        let account = AccountContext {
+            partition: "aws".into(),
+            account_id: "000000000000".into(),
+            region: "us-east-1".into(),
+        };
+        let config = EngineConfig {
+            concurrency_limit,
+            ..EngineConfig::default()
+        };
+        Engine::start(Store::open(dir).unwrap(), account, config, None)
+            .await
+            .unwrap()
+    }
+
+    async fn create(engine: &Engine, name: &str) -> FunctionName {
+        let name = FunctionName::parse(name).unwrap();
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        writer
+            .start_file("app.py", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        writer
+            .write_all(
+                b"import os\n\ndef handler(event, context):\n    \
+                  return os.environ['AWS_LAMBDA_INITIALIZATION_TYPE']\n",
+            )
+            .unwrap();
+        let config = FunctionConfig {
+            description: String::new(),
+            runtime: "python3.12".into(),
+            handler: "app.handler".into(),
+            role: "arn:aws:iam::000000000000:role/r".into(),
+            memory_size_mb: 128,
+            timeout_seconds: 3,
+            environment: None,
+            ephemeral_storage_mb: 512,
+            architecture: Architecture::X86_64,
+            package_type: PackageType::Zip,
+            tracing_mode: TracingMode::PassThrough,
+            logging: LoggingConfig::default_for(&name),
+            kms_key_arn: None,
+            vpc: None,
+            dead_letter: None,
+            layers: Vec::new(),
+        };
+        engine
+            .create_function(NewFunction {
+                name: name.clone(),
+                config,
+                zip: writer.finish().unwrap().into_inner(),
+                tags: BTreeMap::new(),
+                publish: true,
+            })
+            .await
+            .unwrap();
+        for _ in 0..500 {
+            if engine.function(&name).unwrap().latest.state.state == FunctionState::Active {
+                return name;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("{name} never became active");
+    }
+
+    async fn invoke(
+        engine: &Engine,
+        name: &FunctionName,
+        qualifier: Option<&Qualifier>,
+    ) -> Result<String, EngineError> {
+        let response = engine
+            .invoke(
+                name,
+                qualifier,
+                InvokeRequest {
+                    request_id: uuid::Uuid::new_v4().to_string(),
+                    payload: bytes::Bytes::from_static(b"{}"),
+                    client_context: None,
+                    log_tail: false,
+                },
+            )
+            .await?;
+        assert!(!response.function_error, "{:?}", response.payload);
+        Ok(String::from_utf8(response.payload.to_vec()).unwrap())
+    }
+
+    async fn wait_ready(engine: &Engine, name: &FunctionName, qualifier: &Qualifier) {
+        for _ in 0..1000 {
+            let status = engine.provisioned_concurrency(name, qualifier).unwrap();
+            if status.status != ProvisionedStatus::InProgress {
+                assert_eq!(status.status, ProvisionedStatus::Ready, "{status:?}");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("provisioned concurrency never became ready");
+    }
+
+    #[tokio::test]
+    async fn reserved_concurrency_follows_lambdas_rules_and_throttles() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = start(dir.path(), 1000).await;
+        let name = create(&engine, "f").await;
+        assert_eq!(engine.concurrency_settings().unreserved, 1000);
+        assert!(matches!(
+            engine.put_function_concurrency(&name, 901).await,
+            Err(EngineError::Concurrency(
+                ConcurrencyRule::ReservedBelowUnreservedMinimum { minimum: 100 }
+            ))
+        ));
+        engine.put_function_concurrency(&name, 900).await.unwrap();
+        assert_eq!(engine.concurrency_settings().unreserved, 100);
+        engine.put_function_concurrency(&name, 0).await.unwrap();
+        assert!(matches!(
+            invoke(&engine, &name, None).await,
+            Err(EngineError::Throttled {
+                reason: ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded
+            })
+        ));
+        engine.delete_function_concurrency(&name).await.unwrap();
+        assert_eq!(invoke(&engine, &name, None).await.unwrap(), "\"on-demand\"");
+        assert_eq!(engine.concurrency_settings().unreserved, 1000);
+    }
+
+    #[tokio::test]
+    async fn provisioned_environments_serve_first_and_come_back_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let version = Qualifier::Version(VersionId::Published(1));
+        {
+            let engine = start(dir.path(), 1000).await;
+            let name = create(&engine, "p").await;
+            assert!(matches!(
+                engine
+                    .put_provisioned_concurrency(&name, &Qualifier::Version(VersionId::Latest), 1)
+                    .await,
+                Err(EngineError::Concurrency(
+                    ConcurrencyRule::ProvisionedOnUnpublished
+                ))
+            ));
+            let put = engine
+                .put_provisioned_concurrency(&name, &version, 1)
+                .await
+                .unwrap();
+            assert_eq!((put.requested, put.allocated), (1, 0));
+            wait_ready(&engine, &name, &version).await;
+            assert_eq!(engine.concurrency_settings().unreserved, 999);
+            assert_eq!(
+                invoke(&engine, &name, Some(&version)).await.unwrap(),
+                "\"provisioned-concurrency\""
+            );
+            engine.put_function_concurrency(&name, 1).await.unwrap();
+            assert!(
+                matches!(
+                    invoke(&engine, &name, None).await,
+                    Err(EngineError::Throttled { .. })
+                ),
+                "reserved 1 with 1 provisioned leaves nothing on demand"
+            );
+            assert!(matches!(
+                engine.put_function_concurrency(&name, 0).await,
+                Err(EngineError::Concurrency(
+                    ConcurrencyRule::ReservedBelowProvisioned {
+                        reserved: 0,
+                        provisioned: 1
+                    }
+                ))
+            ));
+            engine.shutdown();
+        }
+        let engine = start(dir.path(), 1000).await;
+        let name = FunctionName::parse("p").unwrap();
+        assert_eq!(
+            engine.function(&name).unwrap().reserved_concurrency,
+            Some(1)
+        );
+        wait_ready(&engine, &name, &version).await;
+        assert_eq!(
+            invoke(&engine, &name, Some(&version)).await.unwrap(),
+            "\"provisioned-concurrency\""
+        );
+        engine
+            .delete_provisioned_concurrency(&name, &version)
+            .await
+            .unwrap();
+        assert!(matches!(
+            engine.provisioned_concurrency(&name, &version),
+            Err(EngineError::ProvisionedConfigNotFound)
+        ));
+        assert_eq!(invoke(&engine, &name, None).await.unwrap(), "\"on-demand\"");
+    }
+}

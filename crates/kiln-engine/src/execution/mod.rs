@@ -7,8 +7,14 @@
 //! configuration, and old ones are retired when the update is deployed. Idle environments are
 //! frozen after a short while (where cgroups allow) and reaped after the keep-alive.
 //!
-//! The warm path takes two short locks (registry, pool) and one channel hand-off to the
-//! runtime's pending `/next`; it never touches the database or the filesystem.
+//! Functions with provisioned concurrency also have provisioned environments per version
+//! (`provisioned.rs`), which invocations of that version take first. Every other invocation
+//! takes a concurrency permit (`crate::concurrency`) before it takes or starts an environment,
+//! and holds it until the environment is returned: over a limit, it is throttled instead.
+//!
+//! The warm path takes two short locks (registry, pool), one compare-and-swap for the permit
+//! and one channel hand-off to the runtime's pending `/next`; it never touches the database
+//! or the filesystem.
 
 mod capture;
 mod environment;
@@ -115,6 +121,10 @@ struct Idle {
 /// reaped for idleness, replaced when one dies.
 #[derive(Debug)]
 struct ProvisionedPool {
+    /// Tells this pool from an earlier one of the same version (a configuration deleted and
+    /// put again while one of the old pool's environments was invoking): an environment goes
+    /// back only to the pool it came from.
+    generation: u64,
     requested: u32,
     /// When the configuration was last put; a new put clears a failure and tries again.
     config_modified: i64,
@@ -153,6 +163,8 @@ pub(crate) struct Executor {
     /// Provisioned environments, by version; only invocations of functions with provisioned
     /// concurrency configurations look here.
     provisioned: Mutex<HashMap<PoolKey, ProvisionedPool>>,
+    /// The next [`ProvisionedPool::generation`].
+    provisioned_generations: std::sync::atomic::AtomicU64,
     /// `/tmp` volumes of environments whose runtime died, kept for their replacements.
     spare_tmp: Mutex<HashMap<PoolKey, Vec<(TmpVolume, Instant)>>>,
     tmp_root: PathBuf,
@@ -250,6 +262,7 @@ impl Executor {
             store,
             idle: Mutex::new(HashMap::new()),
             provisioned: Mutex::new(HashMap::new()),
+            provisioned_generations: std::sync::atomic::AtomicU64::new(0),
             spare_tmp: Mutex::new(HashMap::new()),
             tmp_root,
             notes: Mutex::new(std::collections::HashSet::new()),
@@ -346,7 +359,8 @@ impl Executor {
         } else {
             self.take_provisioned(&key)
         };
-        let is_provisioned = provisioned.is_some();
+        let provisioned_generation = provisioned.as_ref().map(|(_, generation)| *generation);
+        let provisioned = provisioned.map(|(environment, _)| environment);
         // Held until the invocation is over (the end of this function): the count of running
         // invocations is exactly the count of live permits.
         let _permit = match provisioned {
@@ -479,8 +493,8 @@ impl Executor {
         let log_tail = environment
             .capture
             .finish(lines, Box::new(report), request.log_tail);
-        if is_provisioned {
-            self.release_provisioned(&key, environment);
+        if let Some(generation) = provisioned_generation {
+            self.release_provisioned(&key, generation, environment);
         } else {
             self.release(key, environment);
         }

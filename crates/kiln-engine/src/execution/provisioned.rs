@@ -58,6 +58,9 @@ impl Executor {
             });
             for target in targets {
                 let pool = pools.entry(target.key).or_insert_with(|| ProvisionedPool {
+                    generation: self
+                        .provisioned_generations
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                     requested: target.requested,
                     config_modified: target.config_modified,
                     live: 0,
@@ -92,13 +95,14 @@ impl Executor {
             })
     }
 
-    /// An idle provisioned environment of `key`'s version, if one is ready.
-    pub(super) fn take_provisioned(&self, key: &PoolKey) -> Option<Arc<Environment>> {
+    /// An idle provisioned environment of `key`'s version, if one is ready, with its pool's
+    /// generation (to give it back with).
+    pub(super) fn take_provisioned(&self, key: &PoolKey) -> Option<(Arc<Environment>, u64)> {
         let mut pools = self.lock_provisioned();
         let pool = pools.get_mut(key)?;
         while let Some(environment) = pool.idle.pop() {
             if environment.is_idle() {
-                return Some(environment);
+                return Some((environment, pool.generation));
             }
             // Died while idle: the next reaper tick starts a replacement.
             environment.kill();
@@ -109,9 +113,18 @@ impl Executor {
 
     /// Returns a provisioned environment after its invocation: back to its pool if it is
     /// healthy and still wanted, else shut down (and replaced by the reaper).
-    pub(super) fn release_provisioned(&self, key: &PoolKey, environment: Arc<Environment>) {
+    pub(super) fn release_provisioned(
+        &self,
+        key: &PoolKey,
+        generation: u64,
+        environment: Arc<Environment>,
+    ) {
         let mut pools = self.lock_provisioned();
-        let Some(pool) = pools.get_mut(key) else {
+        let Some(pool) = pools
+            .get_mut(key)
+            .filter(|pool| pool.generation == generation)
+        else {
+            // Its configuration was deleted (and maybe put again) meanwhile.
             environment.kill();
             return;
         };
@@ -144,20 +157,26 @@ impl Executor {
                 }
                 let missing = pool.requested.saturating_sub(pool.live + pool.starting);
                 pool.starting += missing;
-                starts.extend(std::iter::repeat_n(key.clone(), missing as usize));
+                starts.extend(std::iter::repeat_n(
+                    (key.clone(), pool.generation),
+                    missing as usize,
+                ));
             }
         }
-        for key in starts {
+        for (key, generation) in starts {
             let executor = Arc::clone(self);
-            tokio::spawn(async move { executor.start_provisioned(key).await });
+            tokio::spawn(async move { executor.start_provisioned(key, generation).await });
         }
     }
 
     /// Initialises one provisioned environment for `key` and adds it to its pool.
-    async fn start_provisioned(self: Arc<Self>, key: PoolKey) {
+    async fn start_provisioned(self: Arc<Self>, key: PoolKey, generation: u64) {
         let outcome = self.initialise_provisioned(&key).await;
         let mut pools = self.lock_provisioned();
-        let Some(pool) = pools.get_mut(&key) else {
+        let Some(pool) = pools
+            .get_mut(&key)
+            .filter(|pool| pool.generation == generation)
+        else {
             // The configuration went away meanwhile.
             if let Ok(environment) = outcome {
                 environment.kill();
