@@ -17,9 +17,12 @@ Besides comparing each response with `assert_matches`, every replay also checks:
     update completes. (For `<code-sha256:N>` only the first half: whether two uploads differ
     is the test's choice.)
 
-Parts of scenarios that need what Kiln does not have yet (invoke, event source mappings, S3
-code, EC2, and for versions and aliases: permissions, provisioned concurrency, event invoke
-configs, function URLs, layers) are left out; the docstrings name them.
+Parts of scenarios that need what Kiln does not have yet (asynchronous invoke, event source
+mappings, S3 code, EC2, and for versions and aliases: permissions, event invoke configs,
+function URLs, layers) are left out; the docstrings name them. TestLambdaConcurrency's
+test_lambda_provisioned_concurrency_moves_with_alias is not replayed: it was recorded in 2023 on
+python3.8, which AWS (and Kiln) no longer accept for new functions;
+tests/e2e/test_concurrency.py checks that an alias's provisioned concurrency moves with it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import re
 import time
 import urllib.request
@@ -499,7 +503,8 @@ def test_delete_on_nonexisting_version(lambda_client, functions):
 
 
 @pytest.mark.parametrize(
-    "operation", ["delete_function", "get_function", "get_function_configuration"]
+    "operation",
+    ["delete_function", "get_function", "get_function_configuration", "get_function_concurrency"],
 )
 def test_ops_on_nonexisting_fn(lambda_client, operation):
     """Replays TestLambdaFunction::test_ops_on_nonexisting_fn[<operation>]."""
@@ -512,13 +517,14 @@ def test_ops_on_nonexisting_fn(lambda_client, operation):
 
 
 @pytest.mark.parametrize(
-    "operation", ["get_function", "get_function_configuration", "delete_function"]
+    "operation",
+    ["get_function", "get_function_configuration", "delete_function", "get_function_concurrency"],
 )
 def test_get_function_wrong_region(lambda_client, functions, operation):
     """Replays TestLambdaFunction::test_get_function_wrong_region[<operation>].
 
-    Not replayed: [invoke] (needs invocation) and the url/code-signing/event-invoke/concurrency
-    variants (not function-lifecycle operations).
+    Not replayed: [invoke] (needs invocation) and the url/code-signing/event-invoke variants
+    (not function-lifecycle operations).
     """
     replay = Replay(f"TestLambdaFunction::test_get_function_wrong_region[{operation}]")
     name = unique("i-exist")
@@ -2079,3 +2085,531 @@ def test_lambda_handler_update(lambda_client, functions, function_name):
     )
     wait_updated(lambda_client, function_name)
     replay.match("get_function_result", lambda_client.get_function(FunctionName=function_name))
+
+
+# ------------------------------------------------------------------------------------------
+# Concurrency: reserved and provisioned
+# ------------------------------------------------------------------------------------------
+#
+# Kiln initialises a provisioned environment in milliseconds, AWS in minutes: the
+# `get_provisioned_prewait` keys (IN_PROGRESS, nothing allocated, read right after the put) are
+# not replayed, as Kiln may already be READY by then; the put's own answer (IN_PROGRESS, 0) is.
+
+
+def _invoke_result(response: dict) -> dict:
+    """An Invoke response as LocalStack's snapshots hold it: the payload parsed."""
+    return {
+        "ExecutedVersion": response["ExecutedVersion"],
+        "Payload": json.loads(response["Payload"].read()),
+        "StatusCode": response["StatusCode"],
+        "ResponseMetadata": response["ResponseMetadata"],
+    }
+
+
+def _wait_provisioned(client, name: str, qualifier: str) -> None:
+    """LocalStack's `wait_until(concurrency_update_done(...))`: the status leaves IN_PROGRESS."""
+    wait_until(
+        lambda: client.get_provisioned_concurrency_config(
+            FunctionName=name, Qualifier=qualifier
+        )["Status"]
+        != "IN_PROGRESS",
+        f"the provisioned concurrency of {name}:{qualifier} settled",
+        timeout=60,
+    )
+
+
+def test_function_concurrency_exceptions(lambda_client, unvalidated_client, functions):
+    """Replays TestLambdaReservedConcurrency::test_function_concurrency_exceptions (every key).
+
+    Request reconstructed: the invalid concurrency is -1 (sent without botocore's validation).
+    """
+    replay = Replay("TestLambdaReservedConcurrency::test_function_concurrency_exceptions")
+    replay.match_error(
+        "put_function_concurrency_with_function_name_doesnotexist",
+        lambda_client.put_function_concurrency,
+        FunctionName="doesnotexist",
+        ReservedConcurrentExecutions=1,
+    )
+    replay.match_error(
+        "put_function_concurrency_with_function_name_doesnotexist_and_invalid_concurrency",
+        unvalidated_client.put_function_concurrency,
+        FunctionName="doesnotexist",
+        ReservedConcurrentExecutions=-1,
+    )
+    name = unique("concurrency")
+    arn = functions.create(name)["CreateFunctionResponse"]["FunctionArn"]
+    lambda_client.publish_version(FunctionName=name)
+    replay.match_error(
+        "put_function_concurrency_with_qualified_arn",
+        lambda_client.put_function_concurrency,
+        FunctionName=f"{arn}:1",
+        ReservedConcurrentExecutions=1,
+    )
+
+
+def test_function_concurrency(lambda_client, functions, function_name):
+    """Replays TestLambdaReservedConcurrency::test_function_concurrency (every key)."""
+    replay = Replay("TestLambdaReservedConcurrency::test_function_concurrency")
+    functions.create(function_name)
+    for reserved in (0, 1):
+        replay.match(
+            f"put_function_concurrency_with_reserved_{reserved}",
+            lambda_client.put_function_concurrency(
+                FunctionName=function_name, ReservedConcurrentExecutions=reserved
+            ),
+        )
+    replay.match(
+        "get_function_concurrency",
+        lambda_client.get_function_concurrency(FunctionName=function_name),
+    )
+    replay.match(
+        "delete_response",
+        lambda_client.delete_function_concurrency(FunctionName=function_name),
+    )
+    replay.match(
+        "get_function_concurrency_after_delete",
+        lambda_client.get_function_concurrency(FunctionName=function_name),
+    )
+
+
+def test_function_concurrency_limits(lambda_client, functions, function_name):
+    """Replays TestLambdaReservedConcurrency::test_function_concurrency_limits (every key).
+
+    Requests reconstructed: the account limit plus one, then the unreserved concurrency minus
+    the minimum of 100, plus one.
+    """
+    replay = Replay("TestLambdaReservedConcurrency::test_function_concurrency_limits")
+    functions.create(function_name)
+    limits = lambda_client.get_account_settings()["AccountLimit"]
+    replay.match_error(
+        "put_function_concurrency_account_limit_exceeded",
+        lambda_client.put_function_concurrency,
+        FunctionName=function_name,
+        ReservedConcurrentExecutions=limits["ConcurrentExecutions"] + 1,
+    )
+    replay.match_error(
+        "put_function_concurrency_below_unreserved_min_value",
+        lambda_client.put_function_concurrency,
+        FunctionName=function_name,
+        ReservedConcurrentExecutions=limits["UnreservedConcurrentExecutions"] - 100 + 1,
+    )
+
+
+def test_provisioned_concurrency_exceptions(
+    lambda_client, unvalidated_client, functions, function_name
+):
+    """Replays TestLambdaProvisionedConcurrency::test_provisioned_concurrency_exceptions
+    (every key)."""
+    replay = Replay("TestLambdaProvisionedConcurrency::test_provisioned_concurrency_exceptions")
+    functions.create(function_name)
+    replay.match("publish_version_result", lambda_client.publish_version(FunctionName=function_name))
+    for operation in ("get", "delete"):
+        call = getattr(lambda_client, f"{operation}_provisioned_concurrency_config")
+        if operation == "get":
+            replay.match_error(
+                "get_provisioned_config_doesnotexist", call, FunctionName=function_name, Qualifier="1"
+            )
+        replay.match_error(
+            f"{operation}_provisioned_functionname_doesnotexist",
+            call,
+            FunctionName="doesnotexist",
+            Qualifier="noalias" if operation == "get" else "1",
+        )
+        replay.match_error(
+            f"{operation}_provisioned_qualifier_doesnotexist",
+            call,
+            FunctionName=function_name,
+            Qualifier="noalias",
+        )
+        replay.match_error(
+            f"{operation}_provisioned_version_doesnotexist",
+            call,
+            FunctionName=function_name,
+            Qualifier="10",
+        )
+        replay.match_error(
+            f"{operation}_provisioned_latest", call, FunctionName=function_name, Qualifier="$LATEST"
+        )
+        if operation == "get":
+            replay.match(
+                "list_provisioned_noconfigs",
+                lambda_client.list_provisioned_concurrency_configs(FunctionName=function_name),
+            )
+            replay.match_error(
+                "list_provisioned_functionname_doesnotexist",
+                lambda_client.list_provisioned_concurrency_configs,
+                FunctionName="doesnotexist",
+            )
+    replay.match(
+        "delete_provisioned_config_doesnotexist",
+        lambda_client.delete_provisioned_concurrency_config(
+            FunctionName=function_name, Qualifier="1"
+        ),
+    )
+    put = lambda_client.put_provisioned_concurrency_config
+    replay.match_error(
+        "put_provisioned_invalid_param_0",
+        unvalidated_client.put_provisioned_concurrency_config,
+        FunctionName=function_name,
+        Qualifier="1",
+        ProvisionedConcurrentExecutions=0,
+    )
+    for key, name, qualifier in [
+        ("put_provisioned_functionname_doesnotexist_alias", "doesnotexist", "noalias"),
+        ("put_provisioned_functionname_doesnotexist_version", "doesnotexist", "1"),
+        ("put_provisioned_qualifier_doesnotexist", function_name, "doesnotexist"),
+        ("put_provisioned_version_doesnotexist", function_name, "10"),
+        ("put_provisioned_latest", function_name, "$LATEST"),
+    ]:
+        replay.match_error(
+            key, put, FunctionName=name, Qualifier=qualifier, ProvisionedConcurrentExecutions=1
+        )
+
+
+def test_lambda_provisioned_lifecycle(lambda_client, functions, function_name):
+    """Replays TestLambdaProvisionedConcurrency::test_lambda_provisioned_lifecycle (every key)."""
+    replay = Replay("TestLambdaProvisionedConcurrency::test_lambda_provisioned_lifecycle")
+    functions.create(function_name)
+    alias = unique("alias")
+    replay.match("publish_version_result", lambda_client.publish_version(FunctionName=function_name))
+    replay.match(
+        "create_alias_result",
+        lambda_client.create_alias(FunctionName=function_name, Name=alias, FunctionVersion="1"),
+    )
+    put = lambda_client.put_provisioned_concurrency_config
+    replay.match(
+        "put_provisioned_on_version",
+        put(FunctionName=function_name, Qualifier="1", ProvisionedConcurrentExecutions=1),
+    )
+    replay.match_error(
+        "put_provisioned_on_alias_versionconflict",
+        put,
+        FunctionName=function_name,
+        Qualifier=alias,
+        ProvisionedConcurrentExecutions=1,
+    )
+    replay.match(
+        "delete_provisioned_version",
+        lambda_client.delete_provisioned_concurrency_config(
+            FunctionName=function_name, Qualifier="1"
+        ),
+    )
+    replay.match_error(
+        "get_provisioned_version_postdelete",
+        lambda_client.get_provisioned_concurrency_config,
+        FunctionName=function_name,
+        Qualifier="1",
+    )
+    replay.match(
+        "put_provisioned_on_alias",
+        put(FunctionName=function_name, Qualifier=alias, ProvisionedConcurrentExecutions=1),
+    )
+    replay.match_error(
+        "put_provisioned_on_version_conflict",
+        put,
+        FunctionName=function_name,
+        Qualifier="1",
+        ProvisionedConcurrentExecutions=1,
+    )
+    replay.match(
+        "delete_alias_result", lambda_client.delete_alias(FunctionName=function_name, Name=alias)
+    )
+    replay.match_error(
+        "get_provisioned_alias_postaliasdelete",
+        lambda_client.get_provisioned_concurrency_config,
+        FunctionName=function_name,
+        Qualifier=alias,
+    )
+    replay.match(
+        "list_response_postdeletes",
+        lambda_client.list_provisioned_concurrency_configs(FunctionName=function_name),
+    )
+
+
+def test_provisioned_concurrency_limits(lambda_client, functions, function_name):
+    """Replays TestLambdaProvisionedConcurrency::test_provisioned_concurrency_limits (every key).
+
+    Requests reconstructed: the unreserved concurrency plus one, then the unreserved
+    concurrency minus the minimum of 100, plus one, on version 1.
+    """
+    replay = Replay("TestLambdaProvisionedConcurrency::test_provisioned_concurrency_limits")
+    functions.create(function_name)
+    lambda_client.publish_version(FunctionName=function_name)
+    unreserved = lambda_client.get_account_settings()["AccountLimit"][
+        "UnreservedConcurrentExecutions"
+    ]
+    replay.match_error(
+        "put_provisioned_concurrency_account_limit_exceeded",
+        lambda_client.put_provisioned_concurrency_config,
+        FunctionName=function_name,
+        Qualifier="1",
+        ProvisionedConcurrentExecutions=unreserved + 1,
+    )
+    replay.match_error(
+        "put_provisioned_concurrency_below_unreserved_min_value",
+        lambda_client.put_provisioned_concurrency_config,
+        FunctionName=function_name,
+        Qualifier="1",
+        ProvisionedConcurrentExecutions=unreserved - 100 + 1,
+    )
+
+
+def test_lambda_concurrency_crud(lambda_client, functions, function_name):
+    """Replays test_lambda.py TestLambdaConcurrency::test_lambda_concurrency_crud (every key)."""
+    replay = Replay("TestLambdaConcurrency::test_lambda_concurrency_crud", BEHAVIOUR)
+    functions.create(function_name)
+    replay.match(
+        "get_function_concurrency_default",
+        lambda_client.get_function_concurrency(FunctionName=function_name),
+    )
+    replay.match(
+        "put_function_concurrency",
+        lambda_client.put_function_concurrency(
+            FunctionName=function_name, ReservedConcurrentExecutions=0
+        ),
+    )
+    replay.match(
+        "get_function_concurrency_updated",
+        lambda_client.get_function_concurrency(FunctionName=function_name),
+    )
+    lambda_client.delete_function_concurrency(FunctionName=function_name)
+    replay.match(
+        "get_function_concurrency_deleted",
+        lambda_client.get_function_concurrency(FunctionName=function_name),
+    )
+
+
+def test_lambda_concurrency_update(lambda_client, functions, function_name):
+    """Replays test_lambda.py TestLambdaConcurrency::test_lambda_concurrency_update (every
+    key): GetFunction shows the reserved concurrency."""
+    replay = Replay("TestLambdaConcurrency::test_lambda_concurrency_update", BEHAVIOUR)
+    functions.create(function_name)
+    replay.match(
+        "put_function_concurrency",
+        lambda_client.put_function_concurrency(
+            FunctionName=function_name, ReservedConcurrentExecutions=3
+        ),
+    )
+    replay.match(
+        "get_function_concurrency_updated",
+        lambda_client.get_function_concurrency(FunctionName=function_name),
+    )
+    replay.match(
+        "get_function_concurrency_info", lambda_client.get_function(FunctionName=function_name)
+    )
+    lambda_client.delete_function_concurrency(FunctionName=function_name)
+    replay.match(
+        "get_function_concurrency_deleted",
+        lambda_client.get_function_concurrency(FunctionName=function_name),
+    )
+
+
+def test_lambda_concurrency_block(lambda_client, functions, function_name):
+    """Replays test_lambda.py TestLambdaConcurrency::test_lambda_concurrency_block (every key):
+    reserved 1 and 1 provisioned on version 1 leave nothing for `$LATEST`."""
+    replay = Replay("TestLambdaConcurrency::test_lambda_concurrency_block", BEHAVIOUR)
+    functions.create(function_name)
+    replay.match("v1_result", lambda_client.publish_version(FunctionName=function_name))
+    replay.match(
+        "reserved_concurrency_result",
+        lambda_client.put_function_concurrency(
+            FunctionName=function_name, ReservedConcurrentExecutions=1
+        ),
+    )
+    payload = json.dumps({"hello": "world"})
+    replay.match(
+        "invoke_latest_before_block",
+        _invoke_result(lambda_client.invoke(FunctionName=function_name, Payload=payload)),
+    )
+    replay.match(
+        "provisioned_concurrency_result",
+        lambda_client.put_provisioned_concurrency_config(
+            FunctionName=function_name, Qualifier="1", ProvisionedConcurrentExecutions=1
+        ),
+    )
+    _wait_provisioned(lambda_client, function_name, "1")
+    replay.match_error(
+        "invoke_latest_first_exc",
+        lambda_client.invoke,
+        FunctionName=function_name,
+        Payload=payload,
+    )
+    replay.match(
+        "invoke_v1_after_block",
+        _invoke_result(
+            lambda_client.invoke(FunctionName=function_name, Qualifier="1", Payload=payload)
+        ),
+    )
+    replay.match_error(
+        "invoke_latest_second_exc",
+        lambda_client.invoke,
+        FunctionName=function_name,
+        Payload=payload,
+    )
+
+
+def test_reserved_provisioned_overlap(lambda_client, functions, function_name):
+    """Replays test_lambda.py TestLambdaConcurrency::test_reserved_provisioned_overlap.
+
+    Not replayed: `get_provisioned_prewait` (see above). Requests reconstructed from the
+    answers: 2 provisioned on version 1, reserved 1 then 2, Timeout 15 and version 2 for the
+    second configuration (1 more), then 3 on version 1.
+    """
+    replay = Replay("TestLambdaConcurrency::test_reserved_provisioned_overlap", BEHAVIOUR)
+    functions.create(function_name)
+    lambda_client.publish_version(FunctionName=function_name)
+    put = lambda_client.put_provisioned_concurrency_config
+    replay.match(
+        "put_provisioned_5",
+        put(FunctionName=function_name, Qualifier="1", ProvisionedConcurrentExecutions=2),
+    )
+    _wait_provisioned(lambda_client, function_name, "1")
+    replay.match(
+        "get_provisioned_postwait",
+        lambda_client.get_provisioned_concurrency_config(FunctionName=function_name, Qualifier="1"),
+    )
+    replay.match_error(
+        "reserved_lower_than_provisioned_exc",
+        lambda_client.put_function_concurrency,
+        FunctionName=function_name,
+        ReservedConcurrentExecutions=1,
+    )
+    lambda_client.put_function_concurrency(
+        FunctionName=function_name, ReservedConcurrentExecutions=2
+    )
+    replay.match(
+        "get_concurrency", lambda_client.get_function_concurrency(FunctionName=function_name)
+    )
+    replay.match_error(
+        "reserved_equals_provisioned_latest_invoke_exc",
+        lambda_client.invoke,
+        FunctionName=function_name,
+    )
+    replay.match(
+        "update_func_config",
+        lambda_client.update_function_configuration(FunctionName=function_name, Timeout=15),
+    )
+    wait_updated(lambda_client, function_name)
+    lambda_client.publish_version(FunctionName=function_name)
+    replay.match_error(
+        "reserved_equals_provisioned_another_provisioned_exc",
+        put,
+        FunctionName=function_name,
+        Qualifier="2",
+        ProvisionedConcurrentExecutions=1,
+    )
+    replay.match_error(
+        "reserved_equals_provisioned_increase_provisioned_exc",
+        put,
+        FunctionName=function_name,
+        Qualifier="1",
+        ProvisionedConcurrentExecutions=3,
+    )
+
+
+@pytest.mark.parametrize("scenario", ["test_provisioned_concurrency", "on_alias"])
+def test_provisioned_concurrency(lambda_client, functions, function_name, scenario):
+    """Replays test_lambda.py TestLambdaConcurrency::test_provisioned_concurrency and
+    ::test_provisioned_concurrency_on_alias: 5 environments become READY.
+
+    Not replayed: `get_provisioned_prewait` (see above).
+    """
+    test = (
+        "test_provisioned_concurrency"
+        if scenario == "test_provisioned_concurrency"
+        else "test_provisioned_concurrency_on_alias"
+    )
+    replay = Replay(f"TestLambdaConcurrency::{test}", BEHAVIOUR)
+    functions.create(function_name)
+    lambda_client.publish_version(FunctionName=function_name)
+    qualifier = "1"
+    if scenario == "on_alias":
+        qualifier = unique("alias")
+        lambda_client.create_alias(
+            FunctionName=function_name, Name=qualifier, FunctionVersion="1"
+        )
+    replay.match(
+        "put_provisioned_5",
+        lambda_client.put_provisioned_concurrency_config(
+            FunctionName=function_name, Qualifier=qualifier, ProvisionedConcurrentExecutions=5
+        ),
+    )
+    _wait_provisioned(lambda_client, function_name, qualifier)
+    replay.match(
+        "get_provisioned_postwait",
+        lambda_client.get_provisioned_concurrency_config(
+            FunctionName=function_name, Qualifier=qualifier
+        ),
+    )
+
+
+def test_provisioned_concurrency_init_failure(lambda_client, functions, function_name):
+    """Replays test_lambda.py TestLambdaConcurrency::test_provisioned_concurrency_init_failure.
+
+    Not replayed: `get_provisioned_prewait` (see above). Request reconstructed: a handler
+    module that raises while it is imported.
+    """
+    replay = Replay("TestLambdaConcurrency::test_provisioned_concurrency_init_failure", BEHAVIOUR)
+    functions.create(
+        function_name, zip_file=make_zip({"handler.py": "raise Exception('init failure')\n"})
+    )
+    lambda_client.publish_version(FunctionName=function_name)
+    replay.match(
+        "put_provisioned",
+        lambda_client.put_provisioned_concurrency_config(
+            FunctionName=function_name, Qualifier="1", ProvisionedConcurrentExecutions=1
+        ),
+    )
+    _wait_provisioned(lambda_client, function_name, "1")
+    replay.match(
+        "get_provisioned_postwait",
+        lambda_client.get_provisioned_concurrency_config(FunctionName=function_name, Qualifier="1"),
+    )
+
+
+def test_reserved_concurrency(lambda_client, functions, function_name):
+    """Replays test_lambda.py TestLambdaConcurrency::test_reserved_concurrency, its synchronous
+    part.
+
+    Not replayed: `put_event_invoke_conf`, `invoke_result` and `msg` (asynchronous invocation
+    and its on-failure destination). Request reconstructed: Timeout 20.
+    """
+    replay = Replay("TestLambdaConcurrency::test_reserved_concurrency", BEHAVIOUR)
+    functions.create(function_name, timeout=20)
+    replay.match(
+        "fn",
+        lambda_client.get_function_configuration(FunctionName=function_name, Qualifier="$LATEST"),
+    )
+    replay.match(
+        "put_reserved",
+        lambda_client.put_function_concurrency(
+            FunctionName=function_name, ReservedConcurrentExecutions=0
+        ),
+    )
+    replay.match_error(
+        "exc_no_cap_requestresponse",
+        lambda_client.invoke,
+        FunctionName=function_name,
+        InvocationType="RequestResponse",
+    )
+
+
+def test_reserved_concurrency_async_queue(lambda_client, functions, function_name):
+    """Replays test_lambda.py TestLambdaConcurrency::test_reserved_concurrency_async_queue, its
+    synchronous part.
+
+    Not replayed: `too_many_requests_exc` (a synchronous invocation throttled while
+    asynchronous ones hold the reserved concurrency: needs asynchronous invocation).
+    """
+    replay = Replay("TestLambdaConcurrency::test_reserved_concurrency_async_queue", BEHAVIOUR)
+    functions.create(function_name)
+    replay.match(
+        "fn",
+        lambda_client.get_function_configuration(FunctionName=function_name, Qualifier="$LATEST"),
+    )
+    replay.match(
+        "put_fn_concurrency",
+        lambda_client.put_function_concurrency(
+            FunctionName=function_name, ReservedConcurrentExecutions=1
+        ),
+    )

@@ -59,7 +59,7 @@ def test_invocations_errors_durations_and_concurrency(kiln, lambda_client, funct
                    "concurrent_executions", "async_events_received_total", "dead_letter_errors_total",
                    "destination_delivery_failures_total", "async_events_dropped_total",
                    "async_event_age_milliseconds"):
-        assert re.search(rf"^# TYPE kiln_lambda_{family} (counter|gauge|histogram)$", text, re.M), family
+        assert re.search(rf"^# TYPE kiln_lambda_{family} (counter|gauge|histogram|summary)$", text, re.M), family
 
     # An invocation in flight counts in ConcurrentExecutions while it runs.
     thread = threading.Thread(

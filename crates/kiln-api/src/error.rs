@@ -26,6 +26,9 @@ pub enum ErrorCode {
     RequestTooLarge,
     UnsupportedMediaType,
     PreconditionFailed,
+    /// A throttled invocation (with Lambda's `Reason`).
+    TooManyRequests,
+    ProvisionedConcurrencyConfigNotFound,
     AccessDenied,
     ServiceException,
     /// An operation Kiln routes but does not implement.
@@ -58,6 +61,10 @@ impl ErrorCode {
             ErrorCode::RequestTooLarge => "RequestTooLargeException",
             ErrorCode::UnsupportedMediaType => "UnsupportedMediaTypeException",
             ErrorCode::PreconditionFailed => "PreconditionFailedException",
+            ErrorCode::TooManyRequests => "TooManyRequestsException",
+            ErrorCode::ProvisionedConcurrencyConfigNotFound => {
+                "ProvisionedConcurrencyConfigNotFoundException"
+            }
             ErrorCode::AccessDenied => "AccessDeniedException",
             ErrorCode::ServiceException => "ServiceException",
             ErrorCode::NotImplemented => "NotImplementedException",
@@ -68,7 +75,10 @@ impl ErrorCode {
     /// The HTTP status of the error shape.
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorCode::ResourceNotFound | ErrorCode::UnknownOperation => StatusCode::NOT_FOUND,
+            ErrorCode::ResourceNotFound
+            | ErrorCode::UnknownOperation
+            | ErrorCode::ProvisionedConcurrencyConfigNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::ResourceConflict => StatusCode::CONFLICT,
             ErrorCode::InvalidParameterValue
             | ErrorCode::InvalidRequestContent
@@ -93,7 +103,9 @@ impl ErrorCode {
             | ErrorCode::ResourceConflict
             | ErrorCode::UnsupportedMediaType
             | ErrorCode::RequestTooLarge
-            | ErrorCode::PreconditionFailed => MessageKey::Lower,
+            | ErrorCode::PreconditionFailed
+            | ErrorCode::TooManyRequests
+            | ErrorCode::ProvisionedConcurrencyConfigNotFound => MessageKey::Lower,
             ErrorCode::ResourceNotFound
             | ErrorCode::ResourceInUse
             | ErrorCode::ServiceException
@@ -119,6 +131,8 @@ pub struct ApiError {
     pub message: String,
     /// Whether the body carries `"Type": "User"`; a few of Lambda's errors come without it.
     pub typed: bool,
+    /// `TooManyRequestsException`'s `Reason` (which limit was hit).
+    pub reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -127,6 +141,15 @@ impl ApiError {
             code,
             message: message.into(),
             typed: true,
+            reason: None,
+        }
+    }
+
+    /// Lambda's 429 for a throttled invocation: `Rate Exceeded.` with the limit's `Reason`.
+    pub fn throttled(reason: &'static str) -> Self {
+        Self {
+            reason: Some(reason),
+            ..Self::new(ErrorCode::TooManyRequests, "Rate Exceeded.")
         }
     }
 
@@ -166,7 +189,7 @@ impl ApiError {
         } else {
             serde_json::Value::String(self.message.clone())
         };
-        match self.code.message_key() {
+        let mut body = match self.code.message_key() {
             MessageKey::Lower | MessageKey::Upper if !self.typed => {
                 let key = match self.code.message_key() {
                     MessageKey::Upper => "Message",
@@ -181,7 +204,11 @@ impl ApiError {
                 serde_json::json!({"Type": self.code.error_type(), "Message": message})
             }
             MessageKey::Bare => serde_json::json!({"message": message}),
+        };
+        if let Some(reason) = self.reason {
+            body["Reason"] = serde_json::Value::from(reason);
         }
+        body
     }
 }
 
@@ -228,6 +255,25 @@ mod tests {
         assert_eq!(
             validation.body(),
             serde_json::json!({"message": "1 validation error detected: x"})
+        );
+    }
+
+    #[test]
+    fn throttles_carry_lambdas_reason() {
+        let throttled = ApiError::throttled("ConcurrentInvocationLimitExceeded");
+        assert_eq!(
+            throttled.body(),
+            serde_json::json!({
+                "Type": "User",
+                "message": "Rate Exceeded.",
+                "Reason": "ConcurrentInvocationLimitExceeded",
+            })
+        );
+        let response = throttled.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            response.headers()["x-amzn-ErrorType"],
+            "TooManyRequestsException"
         );
     }
 

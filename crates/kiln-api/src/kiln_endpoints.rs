@@ -59,7 +59,7 @@ fn metrics(state: &ApiState) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.engine().metrics().render(),
+        state.engine().metrics_text(),
     )
         .into_response()
 }

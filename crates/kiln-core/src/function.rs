@@ -295,6 +295,19 @@ pub struct Function {
     /// version is deleted.
     pub last_published: u64,
     pub aliases: BTreeMap<String, Alias>,
+    /// Reserved concurrency (`PutFunctionConcurrency`), shared by every version: at most this
+    /// many invocations at once, and this many kept out of the account's unreserved pool.
+    pub reserved_concurrency: Option<u32>,
+    /// Provisioned concurrency configurations by qualifier: a published version's number or
+    /// an alias's name. At most one configuration covers any one version.
+    pub provisioned_concurrency: BTreeMap<String, ProvisionedConcurrency>,
+}
+
+/// A provisioned concurrency configuration: how many environments to keep initialised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisionedConcurrency {
+    pub requested: u32,
+    pub last_modified: EpochMillis,
 }
 
 impl Function {
@@ -309,6 +322,30 @@ impl Function {
     /// Every version, `$LATEST` first, then published versions in ascending order.
     pub fn versions(&self) -> impl Iterator<Item = &FunctionVersion> {
         std::iter::once(&self.latest).chain(self.published.values())
+    }
+
+    /// How many environments this function's provisioned concurrency configurations ask for.
+    pub fn provisioned_total(&self) -> u32 {
+        self.provisioned_concurrency
+            .values()
+            .map(|config| config.requested)
+            .fold(0, u32::saturating_add)
+    }
+
+    /// How much of the account's concurrency this function keeps for itself: its reserved
+    /// concurrency, or else what its provisioned concurrency takes from the unreserved pool.
+    pub fn concurrency_allocation(&self) -> u32 {
+        self.reserved_concurrency
+            .unwrap_or_else(|| self.provisioned_total())
+    }
+
+    /// The version a provisioned concurrency qualifier (version number or alias name) covers;
+    /// `None` if it names neither.
+    pub fn provisioned_version(&self, qualifier: &str) -> Option<VersionId> {
+        match qualifier.parse::<u64>() {
+            Ok(number) => Some(VersionId::Published(number)),
+            Err(_) => self.aliases.get(qualifier).map(Alias::version_id),
+        }
     }
 
     /// The aliases that route invocations to `version`, by name.

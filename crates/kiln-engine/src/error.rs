@@ -80,6 +80,14 @@ pub enum EngineError {
     },
     #[error("invalid destination: {0}")]
     InvalidDestination(DestinationRule),
+    #[error("throttled: {}", reason.as_str())]
+    Throttled {
+        reason: crate::concurrency::ThrottleReason,
+    },
+    #[error("invalid concurrency setting: {0}")]
+    Concurrency(ConcurrencyRule),
+    #[error("no provisioned concurrency configuration for this qualifier")]
+    ProvisionedConfigNotFound,
     #[error("store failure: {0}")]
     Store(StoreError),
     #[error("internal error: {0}")]
@@ -97,6 +105,27 @@ pub enum AliasRule {
     DifferentRoles,
     #[error("the two versions have different dead-letter queues")]
     DifferentDeadLetterQueues,
+}
+
+/// A concurrency rule a reserved or provisioned concurrency setting broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConcurrencyRule {
+    #[error("reserved concurrency would leave less than {minimum} unreserved")]
+    ReservedBelowUnreservedMinimum { minimum: u32 },
+    #[error("reserved concurrency {reserved} is lower than the provisioned total {provisioned}")]
+    ReservedBelowProvisioned { reserved: u32, provisioned: u32 },
+    #[error("provisioned concurrency exceeds the unreserved concurrency {unreserved}")]
+    ProvisionedOverUnreserved { unreserved: u32 },
+    #[error("provisioned concurrency would leave less than {minimum} unreserved")]
+    ProvisionedBelowUnreservedMinimum { minimum: u32 },
+    #[error("provisioned concurrency exceeds the function's reserved concurrency")]
+    ProvisionedOverReserved,
+    #[error("provisioned concurrency on $LATEST")]
+    ProvisionedOnUnpublished,
+    #[error("the version already has provisioned concurrency")]
+    VersionAlreadyProvisioned,
+    #[error("an alias of the version already has provisioned concurrency")]
+    VersionProvisionedThroughAlias,
 }
 
 /// A rule an event source mapping's settings broke.

@@ -10,6 +10,8 @@
 //! requests into these calls and [`EngineError`]s back into AWS errors.
 
 mod async_invoke;
+mod concurrency;
+mod concurrency_settings;
 mod error;
 mod event_sources;
 pub mod execution;
@@ -31,7 +33,13 @@ use tokio::sync::Mutex;
 pub use async_invoke::{
     AsyncConfig, AsyncCounters, AsyncMetrics, EventInvokeConfigChange, RetryPolicy,
 };
-pub use error::{AliasRule, BusyActivity, DestinationRule, EngineError, EventSourceRule};
+pub use concurrency::{DEFAULT_CONCURRENCY_LIMIT, ThrottleReason, UNRESERVED_MINIMUM};
+pub use concurrency_settings::{
+    ConcurrencySettings, ProvisionedConcurrencyStatus, ProvisionedStatus,
+};
+pub use error::{
+    AliasRule, BusyActivity, ConcurrencyRule, DestinationRule, EngineError, EventSourceRule,
+};
 pub use event_sources::{EventSourceMappingUpdate, NewEventSourceMapping, QueueFacts};
 pub use kiln_store::UnzipError;
 pub use layers::{LayerPins, MAX_FUNCTION_LAYERS, NewLayerStatement, NewLayerVersion};
@@ -71,6 +79,8 @@ pub struct EngineConfig {
     pub deployment_delay: std::time::Duration,
     /// Asynchronous invocation: retry schedule and concurrency.
     pub async_invocation: AsyncConfig,
+    /// The account's concurrency limit (Lambda's `ConcurrentExecutions`).
+    pub concurrency_limit: u32,
 }
 
 impl Default for EngineConfig {
@@ -86,6 +96,7 @@ impl Default for EngineConfig {
             },
             deployment_delay: std::time::Duration::ZERO,
             async_invocation: AsyncConfig::default(),
+            concurrency_limit: concurrency::DEFAULT_CONCURRENCY_LIMIT,
         }
     }
 }
@@ -294,7 +305,7 @@ impl Engine {
             let store = Arc::clone(&store);
             blocking(move || store.load_layers()).await??
         };
-        let registry = Arc::new(Registry::new(loaded));
+        let registry = Arc::new(Registry::new(loaded, config.concurrency_limit));
         let executor = execution::Executor::start(
             store.data_dir(),
             config.execution.clone(),
@@ -328,6 +339,12 @@ impl Engine {
         }
         engine.resume_event_sources();
         engine.start_async_dispatcher();
+        // Provisioned environments do not survive a restart: initialise them again.
+        for function in engine.inner.registry.all() {
+            if !function.provisioned_concurrency.is_empty() {
+                engine.sync_provisioned(&function.name);
+            }
+        }
         tracing::info!(functions = engine.inner.registry.len(), "engine started");
         Ok(engine)
     }
@@ -353,6 +370,7 @@ impl Engine {
             function,
             version,
             invoked_function_arn,
+            concurrency,
         } = self.resolve_invocation(name, qualifier)?;
         let pending = function
             .version(version)
@@ -363,29 +381,47 @@ impl Engine {
                 activity: BusyActivity::Creating,
             });
         }
-        let running = self.inner.metrics.start(name);
-        let response = self
-            .inner
-            .executor
-            .invoke(&function, version, invoked_function_arn, request)
-            .await;
-        drop(running);
-        self.inner.metrics.record_invocation(
-            name,
-            &response.executed_version,
-            if response.function_error {
-                metrics::InvocationOutcome::Error
-            } else {
-                metrics::InvocationOutcome::Success
-            },
-            response.duration,
-        );
-        Ok(response)
+        // Its own task: an invocation runs to its end even if the caller goes away (as on
+        // Lambda), so its concurrency permit is held exactly as long as the function runs, and
+        // its metrics are recorded either way.
+        let executor = Arc::clone(&self.inner.executor);
+        let recorder = Arc::clone(&self.inner.metrics);
+        let owner = name.clone();
+        tokio::spawn(async move {
+            let running = recorder.start(&owner);
+            let outcome = executor
+                .invoke(
+                    &function,
+                    version,
+                    invoked_function_arn,
+                    request,
+                    &concurrency,
+                )
+                .await;
+            drop(running);
+            match &outcome {
+                Ok(response) => recorder.record_invocation(
+                    &owner,
+                    &response.executed_version,
+                    if response.function_error {
+                        metrics::InvocationOutcome::Error
+                    } else {
+                        metrics::InvocationOutcome::Success
+                    },
+                    response.duration,
+                ),
+                Err(_) => recorder.record_throttle(&owner),
+            }
+            outcome
+        })
+        .await
+        .map_err(|error| EngineError::Internal(format!("invocation task failed: {error}")))?
+        .map_err(|reason| EngineError::Throttled { reason })
     }
 
-    /// Lambda's per-function metrics.
-    pub fn metrics(&self) -> &metrics::Metrics {
-        &self.inner.metrics
+    /// Lambda's per-function metrics in Prometheus' text format (`GET /metrics`).
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics.render(&self.async_metrics().all())
     }
 
     /// Function logs.
@@ -507,6 +543,8 @@ impl Engine {
             published: BTreeMap::new(),
             last_published: 0,
             aliases: BTreeMap::new(),
+            reserved_concurrency: None,
+            provisioned_concurrency: BTreeMap::new(),
         };
         let created = if publish {
             versions::publish_into(&mut function, None)
@@ -639,6 +677,10 @@ impl Engine {
                         .await??;
                     let mut updated = (*function).clone();
                     let removed = updated.published.remove(&number);
+                    // The store deleted the version's provisioned concurrency with it.
+                    updated
+                        .provisioned_concurrency
+                        .remove(&VersionId::Published(number).as_lambda_string());
                     self.inner.registry.put(updated);
                     self.forget_event_invoke_configs(name, Some(&number.to_string()))
                         .await?;
@@ -652,6 +694,7 @@ impl Engine {
             }
         };
         self.inner.executor.retire(name);
+        self.sync_provisioned(name);
         self.collect_code(released).await;
         self.collect_layer_sets(released_layer_sets).await;
         Ok(())

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use kiln_core::FunctionName;
 
+use crate::async_invoke::AsyncCounters;
+
 /// Upper bounds (milliseconds) of the duration histogram's buckets; Lambda durations range from
 /// a millisecond to 15 minutes.
 const DURATION_BUCKETS_MS: [f64; 14] = [
@@ -90,11 +92,6 @@ pub struct FunctionSeries {
     versions: RwLock<HashMap<String, Arc<VersionSeries>>>,
     throttles: AtomicU64,
     concurrent: AtomicI64,
-    async_events_received: AtomicU64,
-    async_events_dropped: AtomicU64,
-    async_event_age: Histogram,
-    dead_letter_errors: AtomicU64,
-    destination_delivery_failures: AtomicU64,
 }
 
 impl FunctionSeries {
@@ -194,41 +191,9 @@ impl Metrics {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts an accepted asynchronous event (`AsyncEventsReceived`).
-    pub fn record_async_event_received(&self, function: &FunctionName) {
-        self.function(function)
-            .async_events_received
-            .fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// How long an asynchronous event waited before an invocation (`AsyncEventAge`).
-    pub fn record_async_event_age(&self, function: &FunctionName, age: Duration) {
-        self.function(function).async_event_age.observe(age);
-    }
-
-    /// Counts an asynchronous event dropped without delivery anywhere (`AsyncEventsDropped`).
-    pub fn record_async_event_dropped(&self, function: &FunctionName) {
-        self.function(function)
-            .async_events_dropped
-            .fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Counts a failed delivery to a dead-letter queue (`DeadLetterErrors`).
-    pub fn record_dead_letter_error(&self, function: &FunctionName) {
-        self.function(function)
-            .dead_letter_errors
-            .fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Counts a failed delivery to a destination (`DestinationDeliveryFailures`).
-    pub fn record_destination_delivery_failure(&self, function: &FunctionName) {
-        self.function(function)
-            .destination_delivery_failures
-            .fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Every series in Prometheus' text exposition format (version 0.0.4).
-    pub fn render(&self) -> String {
+    /// Every series in Prometheus' text exposition format (version 0.0.4), with the
+    /// asynchronous invocation counters the async dispatcher keeps.
+    pub fn render(&self, asynchronous: &[(FunctionName, Arc<AsyncCounters>)]) -> String {
         let functions: Vec<(FunctionName, Arc<FunctionSeries>)> = {
             let map = self
                 .functions
@@ -306,50 +271,87 @@ impl Metrics {
                 );
             }
         }
-        let counters: [CounterFamily; 5] = [
-            (
-                "kiln_lambda_throttles_total",
-                "Invocations refused for concurrency (Lambda's Throttles).",
-                |s| s.throttles.load(Ordering::Relaxed),
-            ),
+        header(
+            &mut out,
+            "kiln_lambda_throttles_total",
+            "counter",
+            "Invocations refused for concurrency (Lambda's Throttles).",
+        );
+        for (function, series) in &functions {
+            let _ = writeln!(
+                out,
+                "kiln_lambda_throttles_total{{{}}} {}",
+                labels(function, None),
+                series.throttles.load(Ordering::Relaxed)
+            );
+        }
+        let mut asynchronous: Vec<&(FunctionName, Arc<AsyncCounters>)> =
+            asynchronous.iter().collect();
+        asynchronous.sort_by(|a, b| a.0.cmp(&b.0));
+        let counters: [CounterFamily; 4] = [
             (
                 "kiln_lambda_async_events_received_total",
                 "Asynchronous events accepted (Lambda's AsyncEventsReceived).",
-                |s| s.async_events_received.load(Ordering::Relaxed),
+                |c| c.events_received.load(Ordering::Relaxed),
             ),
             (
                 "kiln_lambda_async_events_dropped_total",
                 "Asynchronous events dropped without being delivered (Lambda's AsyncEventsDropped).",
-                |s| s.async_events_dropped.load(Ordering::Relaxed),
+                |c| c.events_dropped.load(Ordering::Relaxed),
             ),
             (
                 "kiln_lambda_dead_letter_errors_total",
                 "Failed deliveries to a dead-letter queue (Lambda's DeadLetterErrors).",
-                |s| s.dead_letter_errors.load(Ordering::Relaxed),
+                |c| c.dead_letter_errors.load(Ordering::Relaxed),
             ),
             (
                 "kiln_lambda_destination_delivery_failures_total",
                 "Failed deliveries to a destination (Lambda's DestinationDeliveryFailures).",
-                |s| s.destination_delivery_failures.load(Ordering::Relaxed),
+                |c| c.destination_delivery_failures.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, read) in counters {
             header(&mut out, name, "counter", help);
-            for (function, series) in &functions {
-                let _ = writeln!(out, "{name}{{{}}} {}", labels(function, None), read(series));
+            for (function, counters) in &asynchronous {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{}}} {}",
+                    labels(function, None),
+                    read(counters)
+                );
             }
         }
         header(
             &mut out,
             "kiln_lambda_async_event_age_milliseconds",
-            "histogram",
+            "summary",
             "Time from accepting an asynchronous event to invoking it (Lambda's AsyncEventAge).",
         );
-        for (function, series) in &functions {
-            series.async_event_age.render(
-                &mut out,
-                "kiln_lambda_async_event_age_milliseconds",
-                &labels(function, None),
+        for (function, counters) in &asynchronous {
+            let labels = labels(function, None);
+            let _ = writeln!(
+                out,
+                "kiln_lambda_async_event_age_milliseconds_sum{{{labels}}} {}",
+                counters.event_age_ms_sum.load(Ordering::Relaxed)
+            );
+            let _ = writeln!(
+                out,
+                "kiln_lambda_async_event_age_milliseconds_count{{{labels}}} {}",
+                counters.event_age_samples.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "kiln_lambda_async_event_age_max_milliseconds",
+            "gauge",
+            "The oldest asynchronous event invoked so far (Lambda's AsyncEventAge maximum).",
+        );
+        for (function, counters) in &asynchronous {
+            let _ = writeln!(
+                out,
+                "kiln_lambda_async_event_age_max_milliseconds{{{}}} {}",
+                labels(function, None),
+                counters.event_age_ms_max.load(Ordering::Relaxed)
             );
         }
         header(
@@ -375,8 +377,8 @@ impl Metrics {
     }
 }
 
-/// A per-function counter family: name, help, and how to read it from a function's series.
-type CounterFamily = (&'static str, &'static str, fn(&FunctionSeries) -> u64);
+/// An asynchronous counter family: name, help, and how to read it from a function's counters.
+type CounterFamily = (&'static str, &'static str, fn(&AsyncCounters) -> u64);
 
 /// `function_name="f"[,executed_version="1"]`; function names and versions need no escaping
 /// (`[a-zA-Z0-9-_]`, `$LATEST`).
@@ -397,7 +399,7 @@ mod tests {
         let f = FunctionName::parse("f").unwrap();
         {
             let _running = metrics.start(&f);
-            let text = metrics.render();
+            let text = metrics.render(&[]);
             assert!(text.contains("kiln_lambda_concurrent_executions{function_name=\"f\"} 1\n"));
             assert!(text.contains("kiln_lambda_concurrent_executions 1\n"));
         }
@@ -415,7 +417,12 @@ mod tests {
         );
         metrics.record_invocation(&f, "2", InvocationOutcome::Success, Duration::from_secs(2));
         metrics.record_throttle(&f);
-        let text = metrics.render();
+        let asynchronous = vec![(f, Arc::new(AsyncCounters::default()))];
+        asynchronous[0].1.record_age(40);
+        let text = metrics.render(&asynchronous);
+        assert!(
+            text.contains("kiln_lambda_async_event_age_milliseconds_sum{function_name=\"f\"} 40\n")
+        );
         assert!(text.contains(
             "kiln_lambda_invocations_total{function_name=\"f\",executed_version=\"$LATEST\"} 2\n"
         ));

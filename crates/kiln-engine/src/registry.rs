@@ -7,11 +7,15 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use kiln_core::{Function, FunctionName, FunctionVersion};
 use kiln_store::MergedLayers;
 
+use crate::concurrency::{AccountConcurrency, FunctionConcurrency};
+
 /// Functions by name. Readers take a short read lock and clone an `Arc`; only the engine's
 /// writer (which already holds the writer lock) takes the write lock.
 #[derive(Debug)]
 pub(crate) struct Registry {
     state: RwLock<State>,
+    /// The account's concurrency counters; the registry keeps their capacity up to date.
+    account_concurrency: Arc<AccountConcurrency>,
 }
 
 #[derive(Debug, Default)]
@@ -25,6 +29,11 @@ struct State {
     layer_set_references: HashMap<String, usize>,
     /// Bytes of code of every version of every function.
     total_code_bytes: u64,
+    /// The concurrency every function keeps for itself (reserved, or else provisioned).
+    allocated_concurrency: u64,
+    /// Each function's invocation counters, kept across its changes; looked up with the
+    /// function in one read.
+    concurrency: HashMap<FunctionName, Arc<FunctionConcurrency>>,
 }
 
 impl State {
@@ -36,6 +45,11 @@ impl State {
             *self.layer_set_references.entry(key).or_default() += 1;
         }
         self.total_code_bytes += code_bytes(&function);
+        self.allocated_concurrency += u64::from(function.concurrency_allocation());
+        self.concurrency
+            .entry(function.name.clone())
+            .or_insert_with(|| Arc::new(FunctionConcurrency::new()))
+            .configure(function.reserved_concurrency, function.provisioned_total());
         let previous = self.functions.insert(function.name.clone(), function);
         if let Some(previous) = &previous {
             self.forget(previous);
@@ -48,6 +62,7 @@ impl State {
         if let Some(previous) = &previous {
             self.forget(previous);
         }
+        self.concurrency.remove(name);
         previous
     }
 
@@ -69,6 +84,7 @@ impl State {
             }
         }
         self.total_code_bytes -= code_bytes(function);
+        self.allocated_concurrency -= u64::from(function.concurrency_allocation());
     }
 }
 
@@ -108,13 +124,18 @@ fn code_bytes(function: &Function) -> u64 {
 }
 
 impl Registry {
-    pub(crate) fn new(functions: Vec<Function>) -> Self {
+    /// The snapshot of `functions`, in an account allowing `concurrency_limit` concurrent
+    /// invocations.
+    pub(crate) fn new(functions: Vec<Function>, concurrency_limit: u32) -> Self {
         let mut state = State::default();
         for function in functions {
             state.insert(Arc::new(function));
         }
+        let account_concurrency = Arc::new(AccountConcurrency::new(concurrency_limit));
+        account_concurrency.set_allocated(state.allocated_concurrency);
         Self {
             state: RwLock::new(state),
+            account_concurrency,
         }
     }
 
@@ -134,6 +155,27 @@ impl Registry {
 
     pub(crate) fn get(&self, name: &FunctionName) -> Option<Arc<Function>> {
         self.read().functions.get(name).cloned()
+    }
+
+    /// A function with its invocation counters, in one read (the invoke path).
+    pub(crate) fn get_with_concurrency(
+        &self,
+        name: &FunctionName,
+    ) -> Option<(Arc<Function>, Arc<FunctionConcurrency>)> {
+        let state = self.read();
+        let function = state.functions.get(name)?;
+        let counters = state.concurrency.get(name)?;
+        Some((Arc::clone(function), Arc::clone(counters)))
+    }
+
+    /// The account's concurrency counters.
+    pub(crate) fn account_concurrency(&self) -> &Arc<AccountConcurrency> {
+        &self.account_concurrency
+    }
+
+    /// The concurrency all functions keep for themselves (reserved, or else provisioned).
+    pub(crate) fn allocated_concurrency(&self) -> u64 {
+        self.read().allocated_concurrency
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Function>> {
@@ -173,12 +215,20 @@ impl Registry {
 
     /// Publishes a new or changed function; returns what it replaced.
     pub(crate) fn put(&self, function: Function) -> Option<Arc<Function>> {
-        self.write().insert(Arc::new(function))
+        let mut state = self.write();
+        let previous = state.insert(Arc::new(function));
+        self.account_concurrency
+            .set_allocated(state.allocated_concurrency);
+        previous
     }
 
     /// Removes a function; returns what was removed.
     pub(crate) fn remove(&self, name: &FunctionName) -> Option<Arc<Function>> {
-        self.write().remove(name)
+        let mut state = self.write();
+        let previous = state.remove(name);
+        self.account_concurrency
+            .set_allocated(state.allocated_concurrency);
+        previous
     }
 }
 
@@ -245,15 +295,20 @@ mod tests {
             last_published: digests.len() as u64 - 1,
             published,
             aliases: BTreeMap::new(),
+            reserved_concurrency: None,
+            provisioned_concurrency: BTreeMap::new(),
         }
     }
 
     #[test]
     fn code_references_and_sizes_follow_changes() {
-        let registry = Registry::new(vec![
-            function("a", &[("x", 10), ("x", 10), ("y", 5)]),
-            function("b", &[("x", 10)]),
-        ]);
+        let registry = Registry::new(
+            vec![
+                function("a", &[("x", 10), ("x", 10), ("y", 5)]),
+                function("b", &[("x", 10)]),
+            ],
+            1000,
+        );
         assert!(registry.references_code("x"));
         assert!(registry.references_code("y"));
         assert_eq!(registry.total_code_bytes(), 35, "a: x twice + y; b: x");
@@ -283,7 +338,7 @@ mod tests {
             },
         }];
         let key = layer_set_key(&with_layers.latest).unwrap();
-        let registry = Registry::new(vec![with_layers]);
+        let registry = Registry::new(vec![with_layers], 1000);
         assert!(registry.references_code("layer"));
         assert!(registry.references_layer_set(&key));
         assert_eq!(
@@ -298,12 +353,42 @@ mod tests {
     }
 
     #[test]
+    fn concurrency_allocations_follow_changes_and_counters_outlive_them() {
+        let mut reserved = function("r", &[("x", 1)]);
+        reserved.reserved_concurrency = Some(10);
+        let mut provisioned = function("p", &[("x", 1), ("x", 1)]);
+        provisioned.provisioned_concurrency.insert(
+            "1".into(),
+            kiln_core::ProvisionedConcurrency {
+                requested: 5,
+                last_modified: 0,
+            },
+        );
+        let registry = Registry::new(vec![reserved.clone(), provisioned], 100);
+        assert_eq!(registry.allocated_concurrency(), 15);
+        assert_eq!(registry.account_concurrency().unreserved(), 85);
+
+        let name = FunctionName::parse("r").unwrap();
+        let (_, before) = registry.get_with_concurrency(&name).unwrap();
+        reserved.reserved_concurrency = Some(20);
+        registry.put(reserved);
+        let (_, after) = registry.get_with_concurrency(&name).unwrap();
+        assert!(Arc::ptr_eq(&before, &after), "counters survive a change");
+        assert_eq!(registry.account_concurrency().unreserved(), 75);
+
+        registry.remove(&name);
+        assert!(registry.get_with_concurrency(&name).is_none());
+        assert_eq!(registry.account_concurrency().unreserved(), 95);
+    }
+
+    #[test]
     fn pages_start_at_a_name() {
         let registry = Registry::new(
             ["c", "a", "b", "d"]
                 .iter()
                 .map(|name| function(name, &[("x", 1)]))
                 .collect(),
+            1000,
         );
         let names = |page: Vec<Arc<Function>>| -> Vec<String> {
             page.iter().map(|f| f.name.to_string()).collect()

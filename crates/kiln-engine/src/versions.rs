@@ -54,6 +54,8 @@ pub struct InvocationTarget {
     pub function: Arc<Function>,
     pub version: VersionId,
     pub invoked_function_arn: String,
+    /// The function's invocation counters, found in the same registry read.
+    pub(crate) concurrency: Arc<crate::concurrency::FunctionConcurrency>,
 }
 
 impl Engine {
@@ -193,8 +195,13 @@ impl Engine {
         blocking(move || store.delete_alias(&owner, &deleted)).await??;
         let mut updated = (*function).clone();
         updated.aliases.remove(alias);
+        // The store deleted the alias's provisioned concurrency with it.
+        let had_provisioned = updated.provisioned_concurrency.remove(alias).is_some();
         self.inner.registry.put(updated);
         self.forget_event_invoke_configs(name, Some(alias)).await?;
+        if had_provisioned {
+            self.sync_provisioned(name);
+        }
         Ok(())
     }
 
@@ -205,6 +212,10 @@ impl Engine {
         let mut updated = function.clone();
         updated.aliases.insert(alias.name.clone(), alias.clone());
         self.inner.registry.put(updated);
+        if function.provisioned_concurrency.contains_key(&alias.name) {
+            // The alias's provisioned concurrency moves with it to its new version.
+            self.sync_provisioned(&function.name);
+        }
         Ok(alias)
     }
 
@@ -222,7 +233,11 @@ impl Engine {
                 qualifier.map_or_else(|| Qualifier::LATEST.to_owned(), Qualifier::as_lambda_string),
             ),
         };
-        let function = self.inner.registry.get(name).ok_or_else(not_found)?;
+        let (function, concurrency) = self
+            .inner
+            .registry
+            .get_with_concurrency(name)
+            .ok_or_else(not_found)?;
         let version = match qualifier {
             None => VersionId::Latest,
             Some(Qualifier::Version(id)) => *id,
@@ -243,6 +258,7 @@ impl Engine {
             function,
             version,
             invoked_function_arn,
+            concurrency,
         })
     }
 }

@@ -183,10 +183,31 @@ fn join_own(hierarchy: &Hierarchy) -> PathBuf {
         .join(hierarchy.own_path.trim_start_matches('/'))
 }
 
+/// How many sandboxers of this process use its `kiln-<pid>` parent. Several do in tests, which
+/// run in parallel: the parent is removed only when the last one goes, and never while another
+/// is creating it (the count's lock is held for both).
+static PARENT_USERS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+fn lock_parent_users() -> std::sync::MutexGuard<'static, usize> {
+    PARENT_USERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl CgroupParent {
     /// Creates `kiln-<pid>` under this process's own cgroup(s), removing stale ones left by
     /// earlier Kiln processes that are gone (after killing what still runs in them).
     pub(crate) fn create(
+        version: &CgroupVersion,
+        hierarchies: &[(String, Hierarchy)],
+    ) -> io::Result<Self> {
+        let mut users = lock_parent_users();
+        let parent = Self::create_dirs(version, hierarchies)?;
+        *users += 1;
+        Ok(parent)
+    }
+
+    fn create_dirs(
         version: &CgroupVersion,
         hierarchies: &[(String, Hierarchy)],
     ) -> io::Result<Self> {
@@ -270,8 +291,14 @@ impl CgroupParent {
         Ok(cgroup)
     }
 
-    /// Removes the parent (at shutdown); sandboxes must be gone.
+    /// Removes the parent (at shutdown) unless another sandboxer of this process still uses
+    /// it; sandboxes must be gone.
     pub(crate) fn remove(&self) {
+        let mut users = lock_parent_users();
+        *users = users.saturating_sub(1);
+        if *users > 0 {
+            return;
+        }
         let dirs: Vec<&Path> = match self {
             CgroupParent::V1 {
                 memory,

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use kiln_core::{Alias, Function, FunctionName, FunctionVersion, VersionId};
+use kiln_core::{
+    Alias, Function, FunctionName, FunctionVersion, ProvisionedConcurrency, VersionId,
+};
 use rusqlite::{Connection, params};
 
 use crate::blobs::BlobStore;
@@ -45,6 +47,15 @@ const MIGRATIONS: &[&str] = &[
     // 5: asynchronous invocation settings per function qualifier ($LATEST, version, alias);
     // they go with their function.
     "CREATE TABLE event_invoke_configs (
+         function_name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+         qualifier     TEXT NOT NULL,
+         record        TEXT NOT NULL,
+         PRIMARY KEY (function_name, qualifier)
+     );",
+    // 6: concurrency: a function's reserved concurrency (NULL: none) and its provisioned
+    // concurrency configurations, by qualifier (a version number or an alias name).
+    "ALTER TABLE functions ADD COLUMN reserved_concurrency INTEGER;
+     CREATE TABLE provisioned_concurrency (
          function_name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
          qualifier     TEXT NOT NULL,
          record        TEXT NOT NULL,
@@ -109,19 +120,28 @@ impl Store {
     pub fn load_functions(&self) -> Result<Vec<Function>, StoreError> {
         let connection = self.lock();
         let mut functions: BTreeMap<String, (i64, BTreeMap<String, String>, u64)> = BTreeMap::new();
+        let mut reserved: BTreeMap<String, u32> = BTreeMap::new();
         {
-            let mut statement = connection
-                .prepare("SELECT name, created_ms, tags, last_published FROM functions")?;
+            let mut statement = connection.prepare(
+                "SELECT name, created_ms, tags, last_published, reserved_concurrency FROM functions",
+            )?;
             let rows = statement.query_map([], |row| {
                 Ok((
                     row.get::<_, String>(0)?,
                     row.get::<_, i64>(1)?,
                     row.get::<_, String>(2)?,
                     row.get::<_, i64>(3)?,
+                    row.get::<_, Option<i64>>(4)?,
                 ))
             })?;
             for row in rows {
-                let (name, created, tags, last_published) = row?;
+                let (name, created, tags, last_published, reserved_concurrency) = row?;
+                if let Some(value) = reserved_concurrency {
+                    let value = u32::try_from(value).map_err(|_| {
+                        StoreError::CorruptRecord(format!("reserved concurrency of {name}"))
+                    })?;
+                    reserved.insert(name.clone(), value);
+                }
                 let tags = serde_json::from_str(&tags)
                     .map_err(|e| StoreError::CorruptRecord(format!("tags of {name}: {e}")))?;
                 let last_published = u64::try_from(last_published).map_err(|_| {
@@ -145,6 +165,30 @@ impl Store {
                     .entry(name)
                     .or_default()
                     .insert(alias.name.clone(), alias);
+            }
+        }
+        let mut provisioned: BTreeMap<String, BTreeMap<String, ProvisionedConcurrency>> =
+            BTreeMap::new();
+        {
+            let mut statement = connection
+                .prepare("SELECT function_name, qualifier, record FROM provisioned_concurrency")?;
+            let rows = statement.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (name, qualifier, record) = row?;
+                let config: ProvisionedConcurrency =
+                    serde_json::from_str(&record).map_err(|e| {
+                        StoreError::CorruptRecord(format!("provisioned concurrency of {name}: {e}"))
+                    })?;
+                provisioned
+                    .entry(name)
+                    .or_default()
+                    .insert(qualifier, config);
             }
         }
         let mut versions: BTreeMap<String, Vec<FunctionVersion>> = BTreeMap::new();
@@ -195,6 +239,8 @@ impl Store {
                 published,
                 last_published,
                 aliases: aliases.remove(&name).unwrap_or_default(),
+                reserved_concurrency: reserved.remove(&name),
+                provisioned_concurrency: provisioned.remove(&name).unwrap_or_default(),
             });
         }
         Ok(loaded)
@@ -206,13 +252,14 @@ impl Store {
         let mut connection = self.lock();
         let transaction = connection.transaction()?;
         transaction.execute(
-            "INSERT INTO functions (name, created_ms, tags, last_published)
-             VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO functions (name, created_ms, tags, last_published, reserved_concurrency)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 function.name.as_str(),
                 function.created,
                 encode(&function.tags)?,
                 last_published_column(function.last_published)?,
+                function.reserved_concurrency,
             ],
         )?;
         for version in function.versions() {
@@ -220,6 +267,9 @@ impl Store {
         }
         for alias in function.aliases.values() {
             upsert_alias(&transaction, &function.name, alias)?;
+        }
+        for (qualifier, config) in &function.provisioned_concurrency {
+            upsert_provisioned(&transaction, &function.name, qualifier, config)?;
         }
         transaction.commit()?;
         Ok(())
@@ -252,14 +302,52 @@ impl Store {
         upsert_alias(&connection, function, alias)
     }
 
-    /// Deletes one alias.
+    /// Deletes one alias, with its provisioned concurrency configuration.
     pub fn delete_alias(&self, function: &FunctionName, alias: &str) -> Result<(), StoreError> {
-        let connection = self.lock();
-        connection.execute(
+        let mut connection = self.lock();
+        let transaction = connection.transaction()?;
+        transaction.execute(
             "DELETE FROM function_aliases WHERE function_name = ?1 AND name = ?2",
             params![function.as_str(), alias],
         )?;
+        delete_provisioned(&transaction, function, alias)?;
+        transaction.commit()?;
         Ok(())
+    }
+
+    /// Sets (or, with `None`, removes) a function's reserved concurrency.
+    pub fn put_reserved_concurrency(
+        &self,
+        function: &FunctionName,
+        reserved: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let connection = self.lock();
+        connection.execute(
+            "UPDATE functions SET reserved_concurrency = ?2 WHERE name = ?1",
+            params![function.as_str(), reserved],
+        )?;
+        Ok(())
+    }
+
+    /// Writes a provisioned concurrency configuration, replacing the qualifier's previous one.
+    pub fn put_provisioned_concurrency(
+        &self,
+        function: &FunctionName,
+        qualifier: &str,
+        config: &ProvisionedConcurrency,
+    ) -> Result<(), StoreError> {
+        let connection = self.lock();
+        upsert_provisioned(&connection, function, qualifier, config)
+    }
+
+    /// Deletes a provisioned concurrency configuration (nothing if there is none).
+    pub fn delete_provisioned_concurrency(
+        &self,
+        function: &FunctionName,
+        qualifier: &str,
+    ) -> Result<(), StoreError> {
+        let connection = self.lock();
+        delete_provisioned(&connection, function, qualifier)
     }
 
     /// Writes one version, replacing what was stored for it.
@@ -301,17 +389,20 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes one published version.
+    /// Deletes one published version, with its provisioned concurrency configuration.
     pub fn delete_version(
         &self,
         function: &FunctionName,
         version: VersionId,
     ) -> Result<(), StoreError> {
-        let connection = self.lock();
-        connection.execute(
+        let mut connection = self.lock();
+        let transaction = connection.transaction()?;
+        transaction.execute(
             "DELETE FROM function_versions WHERE function_name = ?1 AND version = ?2",
             params![function.as_str(), version.as_lambda_string()],
         )?;
+        delete_provisioned(&transaction, function, &version.as_lambda_string())?;
+        transaction.commit()?;
         Ok(())
     }
 }
@@ -342,6 +433,32 @@ fn upsert_alias(
         "INSERT INTO function_aliases (function_name, name, record) VALUES (?1, ?2, ?3)
          ON CONFLICT (function_name, name) DO UPDATE SET record = excluded.record",
         params![function.as_str(), alias.name, encode(alias)?],
+    )?;
+    Ok(())
+}
+
+fn upsert_provisioned(
+    connection: &Connection,
+    function: &FunctionName,
+    qualifier: &str,
+    config: &ProvisionedConcurrency,
+) -> Result<(), StoreError> {
+    connection.execute(
+        "INSERT INTO provisioned_concurrency (function_name, qualifier, record) VALUES (?1, ?2, ?3)
+         ON CONFLICT (function_name, qualifier) DO UPDATE SET record = excluded.record",
+        params![function.as_str(), qualifier, encode(config)?],
+    )?;
+    Ok(())
+}
+
+fn delete_provisioned(
+    connection: &Connection,
+    function: &FunctionName,
+    qualifier: &str,
+) -> Result<(), StoreError> {
+    connection.execute(
+        "DELETE FROM provisioned_concurrency WHERE function_name = ?1 AND qualifier = ?2",
+        params![function.as_str(), qualifier],
     )?;
     Ok(())
 }
@@ -442,6 +559,8 @@ mod tests {
             published: BTreeMap::new(),
             last_published: 0,
             aliases: BTreeMap::new(),
+            reserved_concurrency: None,
+            provisioned_concurrency: BTreeMap::new(),
         }
     }
 
@@ -541,6 +660,48 @@ mod tests {
         assert_eq!(
             json,
             r#"{"version":"latest","config":{"description":"d","runtime":"python3.12","handler":"app.handler","role":"arn:aws:iam::000000000000:role/r","memory_size_mb":128,"timeout_seconds":3,"environment":[["A","1"]],"ephemeral_storage_mb":512,"architecture":"x86_64","package_type":"zip","tracing_mode":"pass_through","logging":{"log_format":"text","application_log_level":null,"system_log_level":null,"log_group":"/aws/lambda/f1"},"kms_key_arn":null,"vpc":null,"dead_letter":null},"code":{"sha256_hex":"ab","sha256_base64":"qw==","size_bytes":10,"unzipped_size_bytes":20},"revision_id":"rev-1","last_modified":1700000000000,"state":{"state":"pending","reason":"The function is being created.","reason_code":"Creating"},"last_update":null}"#
+        );
+    }
+
+    #[test]
+    fn concurrency_settings_round_trip_and_cascade() {
+        let dir = tempfile::tempdir().unwrap();
+        let function = sample("f1");
+        let config = ProvisionedConcurrency {
+            requested: 3,
+            last_modified: 1_700_000_000_000,
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.insert_function(&function).unwrap();
+            store
+                .put_reserved_concurrency(&function.name, Some(7))
+                .unwrap();
+            store
+                .put_provisioned_concurrency(&function.name, "1", &config)
+                .unwrap();
+            store
+                .put_provisioned_concurrency(&function.name, "live", &config)
+                .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let loaded = store.load_functions().unwrap().remove(0);
+        assert_eq!(loaded.reserved_concurrency, Some(7));
+        assert_eq!(loaded.provisioned_concurrency.len(), 2);
+        assert_eq!(loaded.provisioned_concurrency["live"], config);
+
+        store.delete_alias(&function.name, "live").unwrap();
+        store
+            .delete_version(&function.name, VersionId::Published(1))
+            .unwrap();
+        store
+            .put_reserved_concurrency(&function.name, None)
+            .unwrap();
+        let loaded = store.load_functions().unwrap().remove(0);
+        assert_eq!(loaded.reserved_concurrency, None);
+        assert!(
+            loaded.provisioned_concurrency.is_empty(),
+            "an alias's and a version's configurations go with them"
         );
     }
 

@@ -45,6 +45,12 @@ pub struct ServeArgs {
     #[arg(long, env = "KILN_DEPLOYMENT_DELAY", default_value = "0s", value_parser = parse_duration)]
     deployment_delay: Duration,
 
+    /// The account's concurrency limit: at most this many invocations run at once, reserved
+    /// concurrency included (Lambda's `ConcurrentExecutions`; 100 of it always stays
+    /// unreserved).
+    #[arg(long, env = "KILN_CONCURRENCY_LIMIT", default_value_t = kiln_engine::DEFAULT_CONCURRENCY_LIMIT, value_parser = clap::value_parser!(u32).range(1..))]
+    concurrency_limit: u32,
+
     /// Idle execution environments are shut down after this long (e.g. `10m`, `30s`).
     #[arg(long, env = "KILN_KEEP_ALIVE", default_value = "10m", value_parser = parse_duration)]
     keep_alive: Duration,
@@ -156,6 +162,7 @@ async fn serve(args: ServeArgs, account: AccountContext) -> anyhow::Result<()> {
     };
     let config = EngineConfig {
         deployment_delay: args.deployment_delay,
+        concurrency_limit: args.concurrency_limit,
         execution: ExecutionConfig {
             keep_alive: args.keep_alive,
             freeze_after: args.freeze_after.0,

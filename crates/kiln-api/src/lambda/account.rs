@@ -10,15 +10,13 @@ use crate::error::ApiError;
 
 /// Lambda's default code storage quota per region (75 GB).
 const TOTAL_CODE_SIZE_LIMIT: u64 = 80_530_636_800;
-/// Lambda's default concurrency quota. Kiln reports it; enforcement arrives with the
-/// concurrency controls (see docs/compat.md).
-const CONCURRENT_EXECUTIONS: u64 = 1000;
 
 /// `GET /2016-08-19/account-settings`.
 pub(crate) fn get_settings(state: &ApiState) -> Result<Response, ApiError> {
     let engine = state.engine();
     let limits = engine.code_limits();
     let usage = engine.usage();
+    let concurrency = engine.concurrency_settings();
     Ok(json(
         StatusCode::OK,
         &json!({
@@ -26,8 +24,8 @@ pub(crate) fn get_settings(state: &ApiState) -> Result<Response, ApiError> {
                 "TotalCodeSize": TOTAL_CODE_SIZE_LIMIT,
                 "CodeSizeUnzipped": limits.max_unzipped_bytes,
                 "CodeSizeZipped": limits.max_zipped_bytes,
-                "ConcurrentExecutions": CONCURRENT_EXECUTIONS,
-                "UnreservedConcurrentExecutions": CONCURRENT_EXECUTIONS,
+                "ConcurrentExecutions": concurrency.limit,
+                "UnreservedConcurrentExecutions": concurrency.unreserved,
             },
             "AccountUsage": {
                 "TotalCodeSize": usage.total_code_size_bytes,

@@ -5,6 +5,7 @@
 //! a hang); `docs/compat.md` lists them.
 
 mod account;
+mod concurrency;
 mod config;
 mod event_invoke_config;
 mod event_sources;
@@ -73,6 +74,15 @@ pub(crate) async fn handle(
         AddLayerVersionPermission => layers::add_permission(state, &context).await,
         GetLayerVersionPolicy => layers::get_policy(state, &context),
         RemoveLayerVersionPermission => layers::remove_permission(state, &context).await,
+        PutFunctionConcurrency => concurrency::put_reserved(state, &context).await,
+        GetFunctionConcurrency => concurrency::get_reserved(state, &context),
+        DeleteFunctionConcurrency => concurrency::delete_reserved(state, &context).await,
+        PutProvisionedConcurrencyConfig => concurrency::put_provisioned(state, &context).await,
+        GetProvisionedConcurrencyConfig => concurrency::get_provisioned(state, &context),
+        ListProvisionedConcurrencyConfigs => concurrency::list_provisioned(state, &context),
+        DeleteProvisionedConcurrencyConfig => {
+            concurrency::delete_provisioned(state, &context).await
+        }
         other => Err(ApiError::new(
             ErrorCode::NotImplemented,
             format!(
@@ -191,6 +201,12 @@ pub(crate) fn engine_error(account: &AccountContext, error: EngineError) -> ApiE
         EngineError::InvalidDestination(rule) => {
             ApiError::invalid_parameter(format!("The destination config is invalid: {rule}."))
         }
+        EngineError::Throttled { reason } => ApiError::throttled(reason.as_str()),
+        EngineError::Concurrency(rule) => concurrency::rule_error(rule),
+        EngineError::ProvisionedConfigNotFound => ApiError::new(
+            ErrorCode::ProvisionedConcurrencyConfigNotFound,
+            "No Provisioned Concurrency Config found for this function",
+        ),
         error @ (EngineError::Store(_) | EngineError::Internal(_)) => {
             tracing::error!(%error, "engine failure");
             ApiError::internal("An internal error occurred while handling the request.")

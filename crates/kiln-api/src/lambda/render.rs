@@ -190,6 +190,12 @@ pub(crate) fn get_function(
     if !function.tags.is_empty() {
         out.insert("Tags".into(), json!(function.tags));
     }
+    if let Some(reserved) = function.reserved_concurrency {
+        out.insert(
+            "Concurrency".into(),
+            json!({ "ReservedConcurrentExecutions": reserved }),
+        );
+    }
     Value::Object(out)
 }
 

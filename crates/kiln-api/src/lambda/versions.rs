@@ -291,7 +291,10 @@ pub(crate) async fn delete_alias(
 }
 
 /// The function named by the path, which these operations take unqualified.
-fn unqualified(context: &RequestContext, state: &ApiState) -> Result<FunctionName, ApiError> {
+pub(super) fn unqualified(
+    context: &RequestContext,
+    state: &ApiState,
+) -> Result<FunctionName, ApiError> {
     let account = state.engine().account();
     let reference = function_ref::from_request(context, account, NameShape::Function)?;
     match reference.parsed_qualifier() {
@@ -406,7 +409,7 @@ fn parse_version(text: &str) -> Result<VersionId, ApiError> {
     }
 }
 
-fn max_items(context: &RequestContext) -> Result<usize, ApiError> {
+pub(super) fn max_items(context: &RequestContext) -> Result<usize, ApiError> {
     let Some(text) = context.query_param("MaxItems") else {
         return Ok(LIST_PAGE_LIMIT);
     };
@@ -430,11 +433,11 @@ fn version_after(version: VersionId, marker: &str) -> bool {
     VersionId::parse(marker).is_some_and(|marker| rank(version) > rank(marker))
 }
 
-fn encode_marker(position: &str) -> String {
+pub(super) fn encode_marker(position: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position)
 }
 
-fn marker(context: &RequestContext) -> Result<Option<String>, ApiError> {
+pub(super) fn marker(context: &RequestContext) -> Result<Option<String>, ApiError> {
     let Some(marker) = context.query_param("Marker") else {
         return Ok(None);
     };

@@ -7,12 +7,19 @@
 //! configuration, and old ones are retired when the update is deployed. Idle environments are
 //! frozen after a short while (where cgroups allow) and reaped after the keep-alive.
 //!
-//! The warm path takes two short locks (registry, pool) and one channel hand-off to the
-//! runtime's pending `/next`; it never touches the database or the filesystem.
+//! Functions with provisioned concurrency also have provisioned environments per version
+//! (`provisioned.rs`), which invocations of that version take first. Every other invocation
+//! takes a concurrency permit (`crate::concurrency`) before it takes or starts an environment,
+//! and holds it until the environment is returned: over a limit, it is throttled instead.
+//!
+//! The warm path takes two short locks (registry, pool), one compare-and-swap for the permit
+//! and one channel hand-off to the runtime's pending `/next`; it never touches the database
+//! or the filesystem.
 
 mod capture;
 mod environment;
 pub mod logs;
+mod provisioned;
 mod runtime_api;
 pub mod runtimes;
 
@@ -29,10 +36,12 @@ use kiln_sandbox::{ExitStatus, Limits, Mount, SandboxSpec, Sandboxer, SandboxerC
 use kiln_store::{MergedLayers, Store};
 use sha2::{Digest, Sha256};
 
+use crate::concurrency::{self, FunctionConcurrency, ThrottleReason};
 use crate::registry::Registry;
 use capture::Capture;
 use environment::{Dispatch, Environment, Readiness, RunOutcome, RuntimeReply};
 pub use logs::{LogEvent, LogStore};
+pub(crate) use provisioned::ProvisionedTarget;
 use runtimes::{EnvironmentInputs, Launch, LaunchError, Layout};
 pub use runtimes::{Interpreter, InterpreterOverrides, RuntimeCatalog, RuntimeStatus};
 
@@ -88,7 +97,7 @@ pub struct InvokeResponse {
 
 /// Which pool an environment belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct PoolKey {
+pub(crate) struct PoolKey {
     function: FunctionName,
     version: VersionId,
     /// Changes with every code or configuration update.
@@ -96,7 +105,7 @@ struct PoolKey {
 }
 
 impl PoolKey {
-    fn of(function: &Function, version: &FunctionVersion) -> Self {
+    pub(crate) fn of(function: &Function, version: &FunctionVersion) -> Self {
         Self {
             function: function.name.clone(),
             version: version.version_id(),
@@ -110,6 +119,38 @@ struct Idle {
     since: Instant,
 }
 
+/// The provisioned environments of one version: initialised ahead of invocations, never
+/// reaped for idleness, replaced when one dies.
+#[derive(Debug)]
+struct ProvisionedPool {
+    /// Tells this pool from an earlier one of the same version (a configuration deleted and
+    /// put again while one of the old pool's environments was invoking): an environment goes
+    /// back only to the pool it came from.
+    generation: u64,
+    requested: u32,
+    /// When the configuration was last put; a new put clears a failure and tries again.
+    config_modified: i64,
+    /// Environments initialised for this pool and not discarded since (idle or invoking).
+    live: u32,
+    /// Environments being initialised.
+    starting: u32,
+    idle: Vec<Arc<Environment>>,
+    /// Why initialisation failed (Lambda's `StatusReason`); nothing more is started then.
+    failure: Option<String>,
+}
+
+/// What a provisioned concurrency configuration's environments look like now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionedState {
+    /// Environments ready for invocations (Lambda's allocated and available counts).
+    pub allocated: u32,
+    /// Set when initialising an environment failed.
+    pub failure: Option<String>,
+}
+
+/// Lambda's `StatusReason` when a provisioned environment's init fails.
+const PROVISIONED_INIT_FAILURE: &str = "FUNCTION_ERROR_INIT_FAILURE";
+
 /// Runs invocations in execution environments.
 #[derive(Debug)]
 pub(crate) struct Executor {
@@ -121,6 +162,11 @@ pub(crate) struct Executor {
     registry: Arc<Registry>,
     store: Arc<Store>,
     idle: Mutex<HashMap<PoolKey, Vec<Idle>>>,
+    /// Provisioned environments, by version; only invocations of functions with provisioned
+    /// concurrency configurations look here.
+    provisioned: Mutex<HashMap<PoolKey, ProvisionedPool>>,
+    /// The next [`ProvisionedPool::generation`].
+    provisioned_generations: std::sync::atomic::AtomicU64,
     /// `/tmp` volumes of environments whose runtime died, kept for their replacements.
     spare_tmp: Mutex<HashMap<PoolKey, Vec<(TmpVolume, Instant)>>>,
     tmp_root: PathBuf,
@@ -217,6 +263,8 @@ impl Executor {
             registry,
             store,
             idle: Mutex::new(HashMap::new()),
+            provisioned: Mutex::new(HashMap::new()),
+            provisioned_generations: std::sync::atomic::AtomicU64::new(0),
             spare_tmp: Mutex::new(HashMap::new()),
             tmp_root,
             notes: Mutex::new(std::collections::HashSet::new()),
@@ -227,7 +275,10 @@ impl Executor {
             loop {
                 tick.tick().await;
                 match reaper.upgrade() {
-                    Some(executor) => executor.reap(),
+                    Some(executor) => {
+                        executor.reap();
+                        executor.maintain_provisioned();
+                    }
                     None => return,
                 }
             }
@@ -276,14 +327,17 @@ impl Executor {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs one invocation of `version` of `function`.
+    /// Runs one invocation of `version` of `function`: in one of the version's provisioned
+    /// environments if one is idle, else (within `counters`' and the account's limits, or
+    /// throttled) in an on-demand one, warm or cold.
     pub(crate) async fn invoke(
         self: &Arc<Self>,
         function: &Arc<Function>,
         version: VersionId,
         invoked_function_arn: String,
         request: InvokeRequest,
-    ) -> InvokeResponse {
+        counters: &Arc<FunctionConcurrency>,
+    ) -> Result<InvokeResponse, ThrottleReason> {
         let version = function
             .version(version)
             .expect("the engine resolved this version in this function snapshot");
@@ -303,7 +357,25 @@ impl Executor {
             duration,
         };
 
-        let warm = self.take_idle(&key);
+        // The snapshot says whether any provisioned pool can exist: functions without
+        // provisioned concurrency never take its lock.
+        let provisioned = if function.provisioned_concurrency.is_empty() {
+            None
+        } else {
+            self.take_provisioned(&key)
+        };
+        let provisioned_generation = provisioned.as_ref().map(|(_, generation)| *generation);
+        let provisioned = provisioned.map(|(environment, _)| environment);
+        // Held until the invocation is over (the end of this function): the count of running
+        // invocations is exactly the count of live permits.
+        let _permit = match provisioned {
+            Some(_) => None,
+            None => Some(concurrency::acquire(
+                self.registry.account_concurrency(),
+                counters,
+            )?),
+        };
+        let warm = provisioned.or_else(|| self.take_idle(&key));
         let (environment, init_duration, remaining) = match warm {
             Some(environment) => (environment, None, timeout),
             None => match self
@@ -334,7 +406,7 @@ impl Executor {
                         Some(("error", &error_type)),
                     );
                     let tail = capture.finish(lines, Box::new(move || report), request.log_tail);
-                    return reply(payload, true, tail, duration);
+                    return Ok(reply(payload, true, tail, duration));
                 }
             },
         };
@@ -426,8 +498,12 @@ impl Executor {
         let log_tail = environment
             .capture
             .finish(lines, Box::new(report), request.log_tail);
-        self.release(key, environment);
-        reply(payload, function_error, log_tail, duration)
+        if let Some(generation) = provisioned_generation {
+            self.release_provisioned(&key, generation, environment);
+        } else {
+            self.release(key, environment);
+        }
+        Ok(reply(payload, function_error, log_tail, duration))
     }
 
     /// Starts an environment and waits for its init, as Lambda does: up to 10 seconds, then
@@ -443,7 +519,10 @@ impl Executor {
         let mut limit = INIT_LIMIT;
         let mut retrying = false;
         loop {
-            let environment = match self.start_environment(key, function, version).await {
+            let environment = match self
+                .start_environment(key, function, version, "on-demand")
+                .await
+            {
                 Ok(environment) => environment,
                 Err(failure) => return failure.into_cold_start(request_id),
             };
@@ -522,12 +601,14 @@ impl Executor {
         }
     }
 
-    /// Starts the sandbox and Runtime API of a new environment.
+    /// Starts the sandbox and Runtime API of a new environment; `initialization_type` is
+    /// Lambda's `AWS_LAMBDA_INITIALIZATION_TYPE` (`on-demand` or `provisioned-concurrency`).
     async fn start_environment(
         &self,
         key: &PoolKey,
         function: &Function,
         version: &FunctionVersion,
+        initialization_type: &'static str,
     ) -> Result<Arc<Environment>, StartFailure> {
         let config = &version.config;
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -624,7 +705,7 @@ impl Executor {
             log_stream: &log_stream,
             runtime_api: &address.to_string(),
             layout: &layout,
-            initialization_type: "on-demand",
+            initialization_type,
             endpoint_url: &self.config.endpoint_url,
             json_logs,
             user: config.environment.as_deref().unwrap_or_default(),
@@ -893,6 +974,13 @@ impl Executor {
             pool.iter().for_each(|idle| idle.environment.kill());
         }
         pools.clear();
+        drop(pools);
+        let mut provisioned = self.lock_provisioned();
+        for pool in provisioned.values() {
+            pool.idle.iter().for_each(|environment| environment.kill());
+        }
+        provisioned.clear();
+        drop(provisioned);
         self.spare_tmp
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
