@@ -380,3 +380,73 @@ def test_failed_provisioned_init_is_reported(lambda_client, function_name):
     assert failed["Status"] == "FAILED", failed
     assert failed["StatusReason"] == "FUNCTION_ERROR_INIT_FAILURE"
     assert failed["AllocatedProvisionedConcurrentExecutions"] == 0
+
+
+def test_provisioned_environments_outlive_the_keep_alive_and_are_replaced(tmp_path):
+    """With a 1 s keep-alive, provisioned environments stay; one whose runtime dies is
+    replaced in the background."""
+    server = KilnServer(tmp_path / "data", "--keep-alive", "1s").start()
+    try:
+        client = make_lambda_client(server.url)
+        client.create_function(
+            FunctionName="crashy",
+            Runtime="python3.12",
+            Role=ROLE,
+            Handler="handler.handler",
+            Code={
+                "ZipFile": make_zip(
+                    {
+                        "handler.py": (
+                            "import os\n\n\n"
+                            "def handler(event, context):\n"
+                            "    if event.get('crash'):\n"
+                            "        os._exit(1)\n"
+                            "    return os.environ['AWS_LAMBDA_INITIALIZATION_TYPE']\n"
+                        )
+                    }
+                )
+            },
+        )
+        client.get_waiter("function_active_v2").wait(FunctionName="crashy")
+        version = client.publish_version(FunctionName="crashy")["Version"]
+        client.put_provisioned_concurrency_config(
+            FunctionName="crashy", Qualifier=version, ProvisionedConcurrentExecutions=1
+        )
+        assert wait_ready(client, "crashy", version)["Status"] == "READY"
+        time.sleep(2.5)  # past the keep-alive, and a few reaper ticks
+
+        def invoke_version(payload: dict) -> dict:
+            response = client.invoke(
+                FunctionName="crashy",
+                Qualifier=version,
+                Payload=json.dumps(payload),
+                LogType="Tail",
+            )
+            return {
+                "error": response.get("FunctionError"),
+                "payload": json.loads(response["Payload"].read()),
+                "log": base64.b64decode(response["LogResult"]).decode(),
+            }
+
+        kept = invoke_version({})
+        assert kept["payload"] == "provisioned-concurrency"
+        assert "Init Duration" not in kept["log"], kept["log"]
+
+        crashed = invoke_version({"crash": True})
+        assert crashed["error"] == "Unhandled"
+        assert crashed["payload"]["errorType"] == "Runtime.ExitError"
+
+        deadline = time.time() + 30
+        while True:
+            config = client.get_provisioned_concurrency_config(
+                FunctionName="crashy", Qualifier=version
+            )
+            if config["Status"] == "READY" and config["AllocatedProvisionedConcurrentExecutions"]:
+                break
+            assert time.time() < deadline, config
+            time.sleep(0.1)
+        replaced = invoke_version({})
+        assert replaced["payload"] == "provisioned-concurrency"
+        assert "Init Duration" not in replaced["log"], replaced["log"]
+    finally:
+        server.stop()
