@@ -338,7 +338,10 @@ impl Engine {
             Err(error) => {
                 // Throttled or a system error: not an invocation; back off and try again.
                 event.throttles += 1;
-                let status = if matches!(error, EngineError::Busy { .. }) {
+                let status = if matches!(
+                    error,
+                    EngineError::Busy { .. } | EngineError::Throttled { .. }
+                ) {
                     429
                 } else {
                     500
