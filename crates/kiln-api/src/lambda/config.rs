@@ -443,6 +443,19 @@ pub(crate) fn dead_letter(
 }
 
 /// `InvalidParameterValueException` for a rejected combination.
+/// The bytes of a base64 `ZipFile` (a function's code or a layer's content), or AWS's error.
+pub(crate) fn decode_zip_file(encoded: &str) -> Result<Vec<u8>, ApiError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded.as_bytes())
+        .map_err(|error| {
+            ApiError::invalid_content(format!(
+                "Could not parse request body into json: Could not parse payload into json: \
+                 ZipFile is not valid base64: {error}"
+            ))
+        })
+}
+
 pub(crate) fn refuse(message: &str) -> ApiError {
     ApiError::new(ErrorCode::InvalidParameterValue, message)
 }

@@ -613,14 +613,7 @@ fn code_source(
         (Some(_), Some(_)) => Err(config::refuse(
             "Please provide either ZipFile or S3Bucket and S3Key, not both.",
         )),
-        (Some(encoded), None) => base64::engine::general_purpose::STANDARD
-            .decode(encoded.as_bytes())
-            .map_err(|error| {
-                ApiError::invalid_content(format!(
-                    "Could not parse request body into json: Could not parse payload into json: \
-                     ZipFile is not valid base64: {error}"
-                ))
-            }),
+        (Some(encoded), None) => config::decode_zip_file(encoded),
         (None, Some(_)) => Err(config::refuse(
             "Error occurred while GetObject. S3 Error Code: NoSuchBucket. S3 Error Message: The \
              specified bucket does not exist (Kiln does not serve S3 yet: upload the package \
