@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::function_ref::{self, NameShape};
-use super::versions::{encode_marker, marker, max_items, unqualified};
+use super::paging::{self, encode_marker, marker};
+use super::versions::unqualified;
 use super::{engine_error, function_not_found, json, lookup, no_content};
 use crate::ApiState;
 use crate::error::ApiError;
@@ -135,7 +136,9 @@ pub(crate) fn list_provisioned(
     state: &ApiState,
     context: &RequestContext,
 ) -> Result<Response, ApiError> {
-    let max_items = max_items(context)?;
+    let mut violations = crate::validate::Violations::default();
+    let max_items = paging::max_items(context, &mut violations, 10_000, 50)?;
+    violations.finish()?;
     let name = unqualified(context, state)?;
     let after = marker(context)?;
     let engine = state.engine();

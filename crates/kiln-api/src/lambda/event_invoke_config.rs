@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::function_ref::{self, FunctionRef, NameShape};
-use super::{engine_error, json, no_content};
+use super::{engine_error, json, no_content, paging};
 use crate::ApiState;
 use crate::error::ApiError;
 use crate::request::RequestContext;
@@ -184,18 +184,7 @@ pub(crate) fn list(state: &ApiState, context: &RequestContext) -> Result<Respons
     let account = engine.account();
     let reference = function_ref::from_request(context, account, NameShape::Namespaced)?;
     let mut violations = Violations::default();
-    let max_items = match context.query_param("MaxItems") {
-        None => LIST_PAGE_LIMIT,
-        Some(text) => {
-            let value = text.parse::<i64>().map_err(|_| {
-                ApiError::invalid_content(format!(
-                    "Could not parse request: MaxItems '{text}' is not an integer"
-                ))
-            })?;
-            violations.range(value, "maxItems", 1, 50);
-            usize::try_from(value).unwrap_or(1)
-        }
-    };
+    let max_items = paging::max_items(context, &mut violations, 50, LIST_PAGE_LIMIT)?;
     violations.finish()?;
     let skip = match context.query_param("Marker") {
         None => 0,

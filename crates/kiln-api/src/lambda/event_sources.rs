@@ -2,7 +2,6 @@
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use base64::Engine as _;
 use kiln_core::{AccountContext, EventSourceMapping, FunctionName};
 use kiln_engine::{EngineError, EventSourceMappingUpdate, EventSourceRule, NewEventSourceMapping};
 use serde::Deserialize;
@@ -10,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::config;
 use super::function_ref::{self, NameShape};
-use super::json;
+use super::{json, paging};
 use crate::ApiState;
 use crate::error::{ApiError, ErrorCode};
 use crate::request::RequestContext;
@@ -148,26 +147,12 @@ pub(crate) fn list(state: &ApiState, context: &RequestContext) -> Result<Respons
     if let Some(name) = function_filter {
         check_function_name(name, &mut violations);
     }
-    let max_items = match context.query_param("MaxItems") {
-        None => LIST_PAGE_LIMIT,
-        Some(text) => {
-            let value = text.parse::<i64>().map_err(|_| {
-                ApiError::invalid_content(format!(
-                    "Could not parse request: MaxItems '{text}' is not an integer"
-                ))
-            })?;
-            violations.range(value, "maxItems", 1, 10_000);
-            usize::try_from(value).unwrap_or(1).min(LIST_PAGE_LIMIT)
-        }
-    };
+    let max_items = paging::max_items(context, &mut violations, 10_000, LIST_PAGE_LIMIT)?;
     violations.finish()?;
     let function_filter = function_filter
         .map(|name| function(name, account))
         .transpose()?;
-    let after = match context.query_param("Marker") {
-        None => None,
-        Some(marker) => Some(decode_marker(marker)?),
-    };
+    let after = paging::marker(context)?;
     let mut matching = state
         .engine()
         .event_source_mappings()
@@ -191,8 +176,7 @@ pub(crate) fn list(state: &ApiState, context: &RequestContext) -> Result<Respons
     if matching.next().is_some()
         && let Some(last) = page.last()
     {
-        body["NextMarker"] =
-            json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last.uuid.as_bytes()));
+        body["NextMarker"] = json!(paging::encode_marker(&last.uuid));
     }
     Ok(json(StatusCode::OK, &body))
 }
@@ -488,12 +472,4 @@ fn reports_failures(types: Option<&[String]>) -> bool {
 /// A value already range-checked by the validator.
 fn to_u32(value: i64) -> u32 {
     u32::try_from(value).unwrap_or_default()
-}
-
-fn decode_marker(marker: &str) -> Result<String, ApiError> {
-    let invalid = || config::refuse("The marker provided is not valid.");
-    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(marker)
-        .map_err(|_| invalid())?;
-    String::from_utf8(decoded).map_err(|_| invalid())
 }

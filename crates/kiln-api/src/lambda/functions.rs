@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use base64::Engine as _;
 use kiln_core::{
     Function, FunctionConfig, FunctionVersion, LoggingConfig, PackageType, Qualifier, TracingMode,
     VersionId,
@@ -16,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::config::{self, ConfigFields};
 use super::function_ref::{self, FunctionRef, NameShape};
+use super::paging;
 use super::render::{self, View};
 use super::tags;
 use super::{engine_error, function_not_found, json, lookup, no_content};
@@ -311,20 +311,7 @@ pub(crate) fn list(state: &ApiState, context: &RequestContext) -> Result<Respons
     if let Some(value) = function_version {
         violations.one_of(value, "functionVersion", &["ALL"]);
     }
-    let max_items = match context.query_param("MaxItems") {
-        None => LIST_PAGE_LIMIT,
-        Some(text) => match text.parse::<i64>() {
-            Ok(value) => {
-                violations.range(value, "maxItems", 1, 10_000);
-                usize::try_from(value).unwrap_or(1).min(LIST_PAGE_LIMIT)
-            }
-            Err(_) => {
-                return Err(ApiError::invalid_content(format!(
-                    "Could not parse request: MaxItems '{text}' is not an integer"
-                )));
-            }
-        },
-    };
+    let max_items = paging::max_items(context, &mut violations, 10_000, LIST_PAGE_LIMIT)?;
     if let Some(region) = context.query_param("MasterRegion") {
         violations.length(region, "masterRegion", 1, 50);
     }
@@ -397,16 +384,14 @@ fn is_after(position: &(String, String), marker: &(String, String)) -> bool {
 }
 
 fn encode_marker((name, version): &(String, String)) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{name}:{version}"))
+    paging::encode_marker(&format!("{name}:{version}"))
 }
 
 fn decode_marker(marker: &str) -> Result<(String, String), ApiError> {
-    let invalid = || config::refuse("The marker provided is not valid.");
-    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(marker)
-        .map_err(|_| invalid())?;
-    let text = String::from_utf8(decoded).map_err(|_| invalid())?;
-    let (name, version) = text.split_once(':').ok_or_else(invalid)?;
+    let text = paging::decode_marker(marker)?;
+    let (name, version) = text
+        .split_once(':')
+        .ok_or_else(|| config::refuse("The marker provided is not valid."))?;
     Ok((name.to_owned(), version.to_owned()))
 }
 

@@ -4,7 +4,6 @@
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use base64::Engine as _;
 use kiln_core::{AccountContext, Architecture, FunctionLayer, LayerStatement, LayerVersion};
 use kiln_engine::{
     Engine, EngineError, LayerPins, MAX_FUNCTION_LAYERS, NewLayerStatement, NewLayerVersion,
@@ -12,9 +11,10 @@ use kiln_engine::{
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::paging::{decode_marker, encode_marker};
 use super::render::code_location;
 use super::runtimes::AWS_CREATABLE;
-use super::{config, engine_error, json, no_content};
+use super::{config, engine_error, json, no_content, paging};
 use crate::ApiState;
 use crate::error::{ApiError, ErrorCode};
 use crate::request::RequestContext;
@@ -708,20 +708,7 @@ impl ListFilter {
         if let Some(architecture) = architecture {
             violations.one_of(architecture, "compatibleArchitecture", ARCHITECTURES);
         }
-        let max_items = match context.query_param("MaxItems") {
-            None => LIST_PAGE_LIMIT,
-            Some(text) => match text.parse::<i64>() {
-                Ok(value) => {
-                    violations.range(value, "maxItems", 1, 50);
-                    usize::try_from(value).unwrap_or(1).min(LIST_PAGE_LIMIT)
-                }
-                Err(_) => {
-                    return Err(ApiError::invalid_content(format!(
-                        "Could not parse request: MaxItems '{text}' is not an integer"
-                    )));
-                }
-            },
-        };
+        let max_items = paging::max_items(context, &mut violations, 50, LIST_PAGE_LIMIT)?;
         violations.finish()?;
         Ok(Self {
             runtime: runtime.map(str::to_owned),
@@ -746,18 +733,6 @@ fn architecture_of(text: &str) -> Architecture {
     } else {
         Architecture::X86_64
     }
-}
-
-fn encode_marker(position: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position)
-}
-
-fn decode_marker(marker: &str) -> Result<String, ApiError> {
-    let invalid = || config::refuse("The marker provided is not valid.");
-    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(marker)
-        .map_err(|_| invalid())?;
-    String::from_utf8(decoded).map_err(|_| invalid())
 }
 
 /// The zip of a layer's `Content`; only `ZipFile` is available until Kiln serves S3.

@@ -13,6 +13,7 @@ mod function_ref;
 mod functions;
 mod invoke;
 mod layers;
+mod paging;
 mod render;
 mod runtimes;
 mod tags;

@@ -5,15 +5,14 @@ use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use base64::Engine as _;
 use kiln_core::{AdditionalVersion, FunctionName, Qualifier, VersionId};
 use kiln_engine::{AliasChange, EngineError, NewAlias, PublishRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::config;
 use super::function_ref::{self, NameShape};
 use super::render::{self, View};
+use super::{config, paging};
 use super::{engine_error, json, lookup, no_content};
 use crate::ApiState;
 use crate::error::ApiError;
@@ -98,11 +97,13 @@ pub(crate) fn list_versions(
     state: &ApiState,
     context: &RequestContext,
 ) -> Result<Response, ApiError> {
-    let max_items = max_items(context)?;
+    let mut violations = Violations::default();
+    let max_items = paging::max_items(context, &mut violations, 10_000, LIST_PAGE_LIMIT)?;
+    violations.finish()?;
     let name = unqualified(context, state)?;
     let account = state.engine().account();
     let function = lookup(state, &name)?;
-    let after = marker(context)?;
+    let after = paging::marker(context)?;
     let mut entries = function.versions().filter(|version| {
         after
             .as_deref()
@@ -120,7 +121,7 @@ pub(crate) fn list_versions(
             .and_then(|page| page.last())
             .and_then(|last| last["Version"].as_str())
     {
-        body["NextMarker"] = json!(encode_marker(last));
+        body["NextMarker"] = json!(paging::encode_marker(last));
     }
     Ok(json(StatusCode::OK, &body))
 }
@@ -195,13 +196,13 @@ pub(crate) fn list_aliases(
     if let Some(version) = filter {
         check_function_version(version, &mut violations);
     }
+    let max_items = paging::max_items(context, &mut violations, 10_000, LIST_PAGE_LIMIT)?;
     violations.finish()?;
-    let max_items = max_items(context)?;
     let name = unqualified(context, state)?;
     let account = state.engine().account();
     let function = lookup(state, &name)?;
     let filter = filter.and_then(VersionId::parse);
-    let after = marker(context)?;
+    let after = paging::marker(context)?;
     let mut entries = function
         .aliases
         .values()
@@ -218,7 +219,7 @@ pub(crate) fn list_aliases(
     if entries.next().is_some()
         && let Some(last) = page.last()
     {
-        body["NextMarker"] = json!(encode_marker(&last.name));
+        body["NextMarker"] = json!(paging::encode_marker(&last.name));
     }
     Ok(json(StatusCode::OK, &body))
 }
@@ -409,21 +410,6 @@ fn parse_version(text: &str) -> Result<VersionId, ApiError> {
     }
 }
 
-pub(super) fn max_items(context: &RequestContext) -> Result<usize, ApiError> {
-    let Some(text) = context.query_param("MaxItems") else {
-        return Ok(LIST_PAGE_LIMIT);
-    };
-    let value = text.parse::<i64>().map_err(|_| {
-        ApiError::invalid_content(format!(
-            "Could not parse request: MaxItems '{text}' is not an integer"
-        ))
-    })?;
-    let mut violations = Violations::default();
-    violations.range(value, "maxItems", 1, 10_000);
-    violations.finish()?;
-    Ok(usize::try_from(value).unwrap_or(1).min(LIST_PAGE_LIMIT))
-}
-
 /// Whether `version` comes after the marker's version (`$LATEST` first, then by number).
 fn version_after(version: VersionId, marker: &str) -> bool {
     let rank = |version: VersionId| match version {
@@ -431,21 +417,6 @@ fn version_after(version: VersionId, marker: &str) -> bool {
         VersionId::Published(number) => number.saturating_add(1),
     };
     VersionId::parse(marker).is_some_and(|marker| rank(version) > rank(marker))
-}
-
-pub(super) fn encode_marker(position: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position)
-}
-
-pub(super) fn marker(context: &RequestContext) -> Result<Option<String>, ApiError> {
-    let Some(marker) = context.query_param("Marker") else {
-        return Ok(None);
-    };
-    let invalid = || config::refuse("The marker provided is not valid.");
-    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(marker)
-        .map_err(|_| invalid())?;
-    String::from_utf8(decoded).map(Some).map_err(|_| invalid())
 }
 
 #[cfg(test)]
