@@ -29,6 +29,8 @@ pub enum ErrorCode {
     /// A throttled invocation (with Lambda's `Reason`).
     TooManyRequests,
     ProvisionedConcurrencyConfigNotFound,
+    /// An invocation stopped by recursive loop detection.
+    RecursiveInvocation,
     AccessDenied,
     ServiceException,
     /// An operation Kiln routes but does not implement.
@@ -65,6 +67,7 @@ impl ErrorCode {
             ErrorCode::ProvisionedConcurrencyConfigNotFound => {
                 "ProvisionedConcurrencyConfigNotFoundException"
             }
+            ErrorCode::RecursiveInvocation => "RecursiveInvocationException",
             ErrorCode::AccessDenied => "AccessDeniedException",
             ErrorCode::ServiceException => "ServiceException",
             ErrorCode::NotImplemented => "NotImplementedException",
@@ -83,6 +86,7 @@ impl ErrorCode {
             ErrorCode::InvalidParameterValue
             | ErrorCode::InvalidRequestContent
             | ErrorCode::ResourceInUse
+            | ErrorCode::RecursiveInvocation
             | ErrorCode::Validation => StatusCode::BAD_REQUEST,
             ErrorCode::RequestEntityTooLarge | ErrorCode::RequestTooLarge => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -108,6 +112,7 @@ impl ErrorCode {
             | ErrorCode::ProvisionedConcurrencyConfigNotFound => MessageKey::Lower,
             ErrorCode::ResourceNotFound
             | ErrorCode::ResourceInUse
+            | ErrorCode::RecursiveInvocation
             | ErrorCode::ServiceException
             | ErrorCode::AccessDenied
             | ErrorCode::NotImplemented

@@ -301,6 +301,38 @@ pub struct Function {
     /// Provisioned concurrency configurations by qualifier: a published version's number or
     /// an alias's name. At most one configuration covers any one version.
     pub provisioned_concurrency: BTreeMap<String, ProvisionedConcurrency>,
+    /// What Lambda does when it finds the function in a recursive loop
+    /// (`PutFunctionRecursionConfig`), function-wide.
+    pub recursive_loop: RecursiveLoop,
+}
+
+/// A function's recursive loop detection setting (`RecursiveLoop`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecursiveLoop {
+    /// Lambda's default: the invocation that makes a loop exceed its limit is stopped.
+    #[default]
+    Terminate,
+    /// Loops run on.
+    Allow,
+}
+
+impl RecursiveLoop {
+    /// Lambda's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecursiveLoop::Terminate => "Terminate",
+            RecursiveLoop::Allow => "Allow",
+        }
+    }
+
+    /// Parses Lambda's spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "Terminate" => Some(RecursiveLoop::Terminate),
+            "Allow" => Some(RecursiveLoop::Allow),
+            _ => None,
+        }
+    }
 }
 
 /// A provisioned concurrency configuration: how many environments to keep initialised.

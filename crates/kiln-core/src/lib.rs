@@ -18,8 +18,8 @@ pub use event_source::{EventSourceMapping, EventSourceState};
 pub use function::{
     AdditionalVersion, Alias, Architecture, CodeArtifact, DeadLetterConfig, Function,
     FunctionConfig, FunctionState, FunctionVersion, LastUpdate, LastUpdateStatus, LogFormat,
-    LoggingConfig, PackageType, ProvisionedConcurrency, StateInfo, TracingMode, VersionIdRecord,
-    VpcConfig,
+    LoggingConfig, PackageType, ProvisionedConcurrency, RecursiveLoop, StateInfo, TracingMode,
+    VersionIdRecord, VpcConfig,
 };
 pub use layer::{FunctionLayer, LayerPolicy, LayerStatement, LayerVersion};
 pub use names::{FunctionName, NameError, Qualifier, VersionId};

@@ -458,6 +458,7 @@ mod tests {
                     payload: bytes::Bytes::from_static(b"{}"),
                     client_context: None,
                     log_tail: false,
+                    trace_header: None,
                 },
             )
             .await?;

@@ -84,6 +84,9 @@ pub enum EngineError {
     Throttled {
         reason: crate::concurrency::ThrottleReason,
     },
+    /// Recursive loop detection stopped the invocation.
+    #[error("{name} was stopped in a recursive loop")]
+    RecursiveInvocation { name: FunctionName },
     #[error("invalid concurrency setting: {0}")]
     Concurrency(ConcurrencyRule),
     #[error("no provisioned concurrency configuration for this qualifier")]

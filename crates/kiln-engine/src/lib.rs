@@ -17,6 +17,7 @@ mod event_sources;
 pub mod execution;
 mod layers;
 pub mod metrics;
+pub mod recursion;
 mod registry;
 mod versions;
 
@@ -91,6 +92,7 @@ impl Default for EngineConfig {
                 keep_alive: std::time::Duration::from_secs(600),
                 freeze_after: Some(std::time::Duration::from_secs(1)),
                 endpoint_url: "http://127.0.0.1:9700".to_owned(),
+                sqs_endpoint_url: None,
                 force_plain: false,
                 interpreters: execution::InterpreterOverrides::default(),
             },
@@ -364,7 +366,7 @@ impl Engine {
         &self,
         name: &FunctionName,
         qualifier: Option<&Qualifier>,
-        request: execution::InvokeRequest,
+        mut request: execution::InvokeRequest,
     ) -> Result<execution::InvokeResponse, EngineError> {
         let InvocationTarget {
             function,
@@ -381,6 +383,10 @@ impl Engine {
                 activity: BusyActivity::Creating,
             });
         }
+        request.trace_header = Some(
+            self.trace_invocation(&function, request.trace_header.as_deref())?
+                .to_string(),
+        );
         // Its own task: an invocation runs to its end even if the caller goes away (as on
         // Lambda), so its concurrency permit is held exactly as long as the function runs, and
         // its metrics are recorded either way.
@@ -545,6 +551,7 @@ impl Engine {
             aliases: BTreeMap::new(),
             reserved_concurrency: None,
             provisioned_concurrency: BTreeMap::new(),
+            recursive_loop: kiln_core::RecursiveLoop::default(),
         };
         let created = if publish {
             versions::publish_into(&mut function, None)

@@ -92,6 +92,7 @@ pub struct FunctionSeries {
     versions: RwLock<HashMap<String, Arc<VersionSeries>>>,
     throttles: AtomicU64,
     concurrent: AtomicI64,
+    recursion_stops: AtomicU64,
 }
 
 impl FunctionSeries {
@@ -191,6 +192,14 @@ impl Metrics {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts an invocation that recursive loop detection stopped
+    /// (`RecursiveInvocationsDropped`).
+    pub fn record_recursion_stop(&self, function: &FunctionName) {
+        self.function(function)
+            .recursion_stops
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Every series in Prometheus' text exposition format (version 0.0.4), with the
     /// asynchronous invocation counters the async dispatcher keeps.
     pub fn render(&self, asynchronous: &[(FunctionName, Arc<AsyncCounters>)]) -> String {
@@ -283,6 +292,20 @@ impl Metrics {
                 "kiln_lambda_throttles_total{{{}}} {}",
                 labels(function, None),
                 series.throttles.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "kiln_lambda_recursive_invocations_dropped_total",
+            "counter",
+            "Invocations stopped because the function was in a recursive loop (Lambda's RecursiveInvocationsDropped).",
+        );
+        for (function, series) in &functions {
+            let _ = writeln!(
+                out,
+                "kiln_lambda_recursive_invocations_dropped_total{{{}}} {}",
+                labels(function, None),
+                series.recursion_stops.load(Ordering::Relaxed)
             );
         }
         let mut asynchronous: Vec<&(FunctionName, Arc<AsyncCounters>)> =
@@ -417,6 +440,7 @@ mod tests {
         );
         metrics.record_invocation(&f, "2", InvocationOutcome::Success, Duration::from_secs(2));
         metrics.record_throttle(&f);
+        metrics.record_recursion_stop(&f);
         let asynchronous = vec![(f, Arc::new(AsyncCounters::default()))];
         asynchronous[0].1.record_age(40);
         let text = metrics.render(&asynchronous);
@@ -442,6 +466,11 @@ mod tests {
             "kiln_lambda_duration_milliseconds_sum{function_name=\"f\",executed_version=\"$LATEST\"} 33\n"
         ));
         assert!(text.contains("kiln_lambda_throttles_total{function_name=\"f\"} 1\n"));
+        assert!(
+            text.contains(
+                "kiln_lambda_recursive_invocations_dropped_total{function_name=\"f\"} 1\n"
+            )
+        );
         assert!(text.contains("kiln_lambda_concurrent_executions{function_name=\"f\"} 0\n"));
         // Every sample line belongs to a declared family.
         for line in text.lines().filter(|line| !line.starts_with('#')) {

@@ -297,6 +297,7 @@ mod tests {
             aliases: BTreeMap::new(),
             reserved_concurrency: None,
             provisioned_concurrency: BTreeMap::new(),
+            recursive_loop: kiln_core::RecursiveLoop::default(),
         }
     }
 

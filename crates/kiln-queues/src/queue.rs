@@ -291,13 +291,19 @@ impl QueueState {
     /// Deletes the message if `nonce` is its latest receipt. A message already gone, or a
     /// stale receipt, succeeds without effect (as SQS documents for old receipt handles).
     pub(crate) fn delete(&mut self, seq: i64, nonce: i64) -> Option<Mutation> {
+        self.take(seq, nonce)
+            .map(|_| Mutation::DeleteMessage { seq })
+    }
+
+    /// Removes the message if `nonce` is its latest receipt, and hands it over.
+    pub(crate) fn take(&mut self, seq: i64, nonce: i64) -> Option<Message> {
         let message = self.messages.get(&seq)?;
         if message.receipt_nonce != nonce || message.receive_count == 0 {
             return None;
         }
         let message = self.messages.remove(&seq)?;
         self.unindex(&message);
-        Some(Mutation::DeleteMessage { seq })
+        Some(message)
     }
 
     /// Removes a message from whichever index holds it (releasing its FIFO group if it was

@@ -829,34 +829,13 @@ impl QueueService {
                 if !delivery.redriven.is_empty()
                     && let Some(target) = dead_letter_queue.clone()
                 {
-                    let moved: Vec<Message> = delivery
-                        .redriven
-                        .into_iter()
-                        .map(|mut message| {
-                            message.seq = self.inner.next_seq.fetch_add(1, Ordering::SeqCst);
-                            message.receive_count = 0;
-                            message.first_receive_ms = None;
-                            message.visible_at_ms = now;
-                            message.dlq_source_arn = Some(queue.arn.clone());
-                            message
-                        })
-                        .collect();
-                    mutations.extend(
-                        moved
-                            .iter()
-                            .map(|m| Mutation::InsertMessage(m.to_row(target.id))),
-                    );
-                    on_durable = Some(Box::new(move || {
-                        let now = now_ms();
-                        let mut state = target.lock();
-                        if !state.deleted {
-                            for message in moved {
-                                state.insert(message, now);
-                            }
-                        }
-                        drop(state);
-                        target.arrivals.notify_waiters();
-                    }));
+                    on_durable = Some(self.move_messages(
+                        &queue,
+                        target,
+                        delivery.redriven,
+                        now,
+                        &mut mutations,
+                    ));
                 }
                 let answer = (!mutations.is_empty())
                     .then(|| self.inner.writer.enqueue(mutations, on_durable));
@@ -890,6 +869,84 @@ impl QueueService {
                 () = tokio::time::sleep_until(wake) => {}
             }
         }
+    }
+
+    /// Prepares moving `messages` (already removed from `source`) to the dead-letter queue
+    /// `target`: their rows join `mutations`, and the returned callback makes them
+    /// receivable there once the write is durable. They keep their ids, bodies and
+    /// attributes, as SQS's redrive does.
+    fn move_messages(
+        &self,
+        source: &Queue,
+        target: Arc<Queue>,
+        messages: Vec<Message>,
+        now: i64,
+        mutations: &mut Vec<Mutation>,
+    ) -> store::OnDurable {
+        let moved: Vec<Message> = messages
+            .into_iter()
+            .map(|mut message| {
+                message.seq = self.inner.next_seq.fetch_add(1, Ordering::SeqCst);
+                message.receive_count = 0;
+                message.first_receive_ms = None;
+                message.visible_at_ms = now;
+                message.dlq_source_arn = Some(source.arn.clone());
+                message
+            })
+            .collect();
+        mutations.extend(
+            moved
+                .iter()
+                .map(|m| Mutation::InsertMessage(m.to_row(target.id))),
+        );
+        Box::new(move || {
+            let now = now_ms();
+            let mut state = target.lock();
+            if !state.deleted {
+                for message in moved {
+                    state.insert(message, now);
+                }
+            }
+            drop(state);
+            target.arrivals.notify_waiters();
+        })
+    }
+
+    /// Takes received messages out of the queue as its redrive would: to the queue's
+    /// dead-letter queue when it has one, else deleted. Lambda does this with the messages of
+    /// a recursive loop it stopped. Returns how many went to a dead-letter queue; stale
+    /// receipts are skipped, as deletes skip them.
+    pub async fn move_to_dead_letter_queue(
+        &self,
+        name_or_arn: &str,
+        receipt_handles: &[String],
+    ) -> Result<usize, QueueError> {
+        let queue = self.resolve(name_or_arn)?;
+        let target = {
+            let state = queue.lock();
+            state.settings.redrive_policy.clone()
+        }
+        .and_then(|policy| self.resolve(&policy.dead_letter_target_arn).ok());
+        let mut mutations = Vec::new();
+        let mut taken = Vec::new();
+        {
+            let mut state = queue.lock();
+            for handle in receipt_handles {
+                let (seq, nonce) = Self::parse_handle(&queue, handle)?;
+                if let Some(message) = state.take(seq, nonce) {
+                    mutations.push(Mutation::DeleteMessage { seq });
+                    taken.push(message);
+                }
+            }
+        }
+        let moved = if target.is_some() { taken.len() } else { 0 };
+        let on_durable = target
+            .filter(|_| !taken.is_empty())
+            .map(|target| self.move_messages(&queue, target, taken, now_ms(), &mut mutations));
+        if !mutations.is_empty() {
+            self.inner.writer.write(mutations, on_durable).await?;
+        }
+        Ok(moved)
     }
 
     fn parse_handle(queue: &Queue, handle: &str) -> Result<(i64, i64), QueueError> {

@@ -271,6 +271,77 @@ async fn redrive_moves_messages_after_max_receives() {
 }
 
 #[tokio::test]
+async fn received_messages_move_to_the_dead_letter_queue_on_demand() {
+    let dir = tempfile::tempdir().unwrap();
+    let dlq_arn = {
+        let service = open(dir.path());
+        let dlq = service
+            .create_queue("dlq", &BTreeMap::new(), BTreeMap::new())
+            .await
+            .unwrap();
+        let policy = format!(
+            r#"{{"deadLetterTargetArn":"{}","maxReceiveCount":5}}"#,
+            dlq.arn
+        );
+        service
+            .create_queue(
+                "src",
+                &attrs(&[("RedrivePolicy", &policy)]),
+                BTreeMap::new(),
+            )
+            .await
+            .unwrap();
+        service
+            .create_queue("plain", &BTreeMap::new(), BTreeMap::new())
+            .await
+            .unwrap();
+        let mut looping = body("looping");
+        looping.trace_header = Some("Root=1-5759e988-bd862e3fe1be46a994272793".into());
+        let sent = service.send("src", looping).await.unwrap();
+        service.send("src", body("kept")).await.unwrap();
+        let got = service.receive("src", receive(10)).await.unwrap();
+        let handle = got
+            .iter()
+            .find(|m| m.message_id == sent.message_id)
+            .unwrap()
+            .receipt_handle
+            .clone();
+        let moved = service
+            .move_to_dead_letter_queue("src", &[handle.clone(), handle])
+            .await
+            .unwrap();
+        assert_eq!(moved, 1, "a second receipt of a moved message is stale");
+
+        // Without a dead-letter queue the message is deleted.
+        service.send("plain", body("dropped")).await.unwrap();
+        let visible_at_once = ReceiveRequest {
+            max_messages: 1,
+            wait: Duration::ZERO,
+            visibility_timeout: Some(Duration::ZERO),
+        };
+        let got = service.receive("plain", visible_at_once).await.unwrap();
+        let moved = service
+            .move_to_dead_letter_queue("plain", &[got[0].receipt_handle.clone()])
+            .await
+            .unwrap();
+        assert_eq!(moved, 0);
+        service.shutdown();
+        dlq.arn
+    };
+    // Durable: after a restart the message is in the DLQ, intact, and gone from its source.
+    let service = open(dir.path());
+    let moved = service.receive(&dlq_arn, receive(10)).await.unwrap();
+    assert_eq!(bodies(&moved), vec!["looping"]);
+    assert_eq!(
+        moved[0].system_attributes["AWSTraceHeader"],
+        "Root=1-5759e988-bd862e3fe1be46a994272793"
+    );
+    let plain = service.receive("plain", receive(10)).await.unwrap();
+    assert!(plain.is_empty(), "deleted, not returned");
+    service.shutdown();
+}
+
+#[tokio::test]
 async fn visibility_timeout_and_changes() {
     let dir = tempfile::tempdir().unwrap();
     let service = open(dir.path());

@@ -19,7 +19,8 @@ use rusqlite::{Connection, params};
 use crate::error::StoreError;
 
 /// Ordered schema migrations of `async-events.db`; append, never edit.
-const MIGRATIONS: &[&str] = &["CREATE TABLE async_events (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE async_events (
          id              INTEGER PRIMARY KEY,
          request_id      TEXT NOT NULL,
          function_name   TEXT NOT NULL,
@@ -30,7 +31,10 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE async_events (
          throttles       INTEGER NOT NULL,
          next_attempt_ms INTEGER NOT NULL,
          last_result     TEXT
-     );"];
+     );",
+    // 2: the caller's X-Ray trace header, which carries recursive loop detection's lineage.
+    "ALTER TABLE async_events ADD COLUMN trace_header TEXT;",
+];
 
 /// Most requests one transaction takes; more wait for the next one.
 const MAX_GROUP: usize = 4096;
@@ -53,6 +57,8 @@ pub struct AsyncEvent {
     pub next_attempt_ms: i64,
     /// The engine's record of the last attempt's outcome (opaque to the store).
     pub last_result: Option<String>,
+    /// The caller's `X-Amzn-Trace-Id`, passed on to every attempt.
+    pub trace_header: Option<String>,
 }
 
 /// One change to the log.
@@ -204,8 +210,8 @@ fn commit(connection: &mut Connection, group: &[WriteRequest]) -> Result<(), Sto
     {
         let mut insert = transaction.prepare_cached(
             "INSERT INTO async_events (id, request_id, function_name, qualifier, payload,
-                 received_ms, attempts, throttles, next_attempt_ms, last_result)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 received_ms, attempts, throttles, next_attempt_ms, last_result, trace_header)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
         let mut reschedule = transaction.prepare_cached(
             "UPDATE async_events SET attempts = ?2, throttles = ?3, next_attempt_ms = ?4,
@@ -226,6 +232,7 @@ fn commit(connection: &mut Connection, group: &[WriteRequest]) -> Result<(), Sto
                         event.throttles,
                         event.next_attempt_ms,
                         event.last_result,
+                        event.trace_header,
                     ])?;
                 }
                 AsyncEventChange::Reschedule {
@@ -256,7 +263,7 @@ fn commit(connection: &mut Connection, group: &[WriteRequest]) -> Result<(), Sto
 fn load(connection: &Connection) -> Result<Vec<AsyncEvent>, StoreError> {
     let mut statement = connection.prepare(
         "SELECT id, request_id, function_name, qualifier, payload, received_ms, attempts,
-             throttles, next_attempt_ms, last_result
+             throttles, next_attempt_ms, last_result, trace_header
          FROM async_events ORDER BY id",
     )?;
     let rows = statement.query_map([], |row| {
@@ -271,6 +278,7 @@ fn load(connection: &Connection) -> Result<Vec<AsyncEvent>, StoreError> {
             throttles: row.get(7)?,
             next_attempt_ms: row.get(8)?,
             last_result: row.get(9)?,
+            trace_header: row.get(10)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -312,6 +320,7 @@ mod tests {
             throttles: 0,
             next_attempt_ms: 1_700_000_000_000,
             last_result: None,
+            trace_header: Some(format!("Root=1-5759e988-{id:024x};Lineage=1a2b3c4d:3")),
         }
     }
 

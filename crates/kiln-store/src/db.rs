@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use kiln_core::{
-    Alias, Function, FunctionName, FunctionVersion, ProvisionedConcurrency, VersionId,
+    Alias, Function, FunctionName, FunctionVersion, ProvisionedConcurrency, RecursiveLoop,
+    VersionId,
 };
 use rusqlite::{Connection, params};
 
@@ -61,7 +62,15 @@ const MIGRATIONS: &[&str] = &[
          record        TEXT NOT NULL,
          PRIMARY KEY (function_name, qualifier)
      );",
+    // 7: recursive loop detection (`PutFunctionRecursionConfig`); NULL is Lambda's default,
+    // `Terminate`.
+    "ALTER TABLE functions ADD COLUMN recursive_loop TEXT;",
 ];
+
+/// The stored form of a recursive loop setting: NULL for Lambda's default.
+fn recursive_loop_column(setting: RecursiveLoop) -> Option<&'static str> {
+    (setting != RecursiveLoop::default()).then_some(setting.as_str())
+}
 
 /// The persistent store: metadata in SQLite, code in a blob store and an extraction cache.
 ///
@@ -121,9 +130,11 @@ impl Store {
         let connection = self.lock();
         let mut functions: BTreeMap<String, (i64, BTreeMap<String, String>, u64)> = BTreeMap::new();
         let mut reserved: BTreeMap<String, u32> = BTreeMap::new();
+        let mut recursion: BTreeMap<String, RecursiveLoop> = BTreeMap::new();
         {
             let mut statement = connection.prepare(
-                "SELECT name, created_ms, tags, last_published, reserved_concurrency FROM functions",
+                "SELECT name, created_ms, tags, last_published, reserved_concurrency, recursive_loop
+                 FROM functions",
             )?;
             let rows = statement.query_map([], |row| {
                 Ok((
@@ -132,10 +143,18 @@ impl Store {
                     row.get::<_, String>(2)?,
                     row.get::<_, i64>(3)?,
                     row.get::<_, Option<i64>>(4)?,
+                    row.get::<_, Option<String>>(5)?,
                 ))
             })?;
             for row in rows {
-                let (name, created, tags, last_published, reserved_concurrency) = row?;
+                let (name, created, tags, last_published, reserved_concurrency, recursive_loop) =
+                    row?;
+                if let Some(text) = recursive_loop {
+                    let setting = RecursiveLoop::parse(&text).ok_or_else(|| {
+                        StoreError::CorruptRecord(format!("recursive loop setting of {name}"))
+                    })?;
+                    recursion.insert(name.clone(), setting);
+                }
                 if let Some(value) = reserved_concurrency {
                     let value = u32::try_from(value).map_err(|_| {
                         StoreError::CorruptRecord(format!("reserved concurrency of {name}"))
@@ -241,6 +260,7 @@ impl Store {
                 aliases: aliases.remove(&name).unwrap_or_default(),
                 reserved_concurrency: reserved.remove(&name),
                 provisioned_concurrency: provisioned.remove(&name).unwrap_or_default(),
+                recursive_loop: recursion.remove(&name).unwrap_or_default(),
             });
         }
         Ok(loaded)
@@ -252,14 +272,16 @@ impl Store {
         let mut connection = self.lock();
         let transaction = connection.transaction()?;
         transaction.execute(
-            "INSERT INTO functions (name, created_ms, tags, last_published, reserved_concurrency)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO functions
+                 (name, created_ms, tags, last_published, reserved_concurrency, recursive_loop)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 function.name.as_str(),
                 function.created,
                 encode(&function.tags)?,
                 last_published_column(function.last_published)?,
                 function.reserved_concurrency,
+                recursive_loop_column(function.recursive_loop),
             ],
         )?;
         for version in function.versions() {
@@ -325,6 +347,20 @@ impl Store {
         connection.execute(
             "UPDATE functions SET reserved_concurrency = ?2 WHERE name = ?1",
             params![function.as_str(), reserved],
+        )?;
+        Ok(())
+    }
+
+    /// Sets a function's recursive loop detection setting.
+    pub fn put_recursive_loop(
+        &self,
+        function: &FunctionName,
+        setting: RecursiveLoop,
+    ) -> Result<(), StoreError> {
+        let connection = self.lock();
+        connection.execute(
+            "UPDATE functions SET recursive_loop = ?2 WHERE name = ?1",
+            params![function.as_str(), recursive_loop_column(setting)],
         )?;
         Ok(())
     }
@@ -561,6 +597,7 @@ mod tests {
             aliases: BTreeMap::new(),
             reserved_concurrency: None,
             provisioned_concurrency: BTreeMap::new(),
+            recursive_loop: kiln_core::RecursiveLoop::default(),
         }
     }
 
@@ -702,6 +739,37 @@ mod tests {
         assert!(
             loaded.provisioned_concurrency.is_empty(),
             "an alias's and a version's configurations go with them"
+        );
+    }
+
+    #[test]
+    fn recursive_loop_setting_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut function = sample("f1");
+        function.recursive_loop = RecursiveLoop::Allow;
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.insert_function(&function).unwrap();
+            assert_eq!(
+                store.load_functions().unwrap()[0].recursive_loop,
+                RecursiveLoop::Allow,
+                "CreateFunction keeps a non-default setting"
+            );
+            store
+                .put_recursive_loop(&function.name, RecursiveLoop::Terminate)
+                .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.load_functions().unwrap()[0].recursive_loop,
+            RecursiveLoop::Terminate
+        );
+        store
+            .put_recursive_loop(&function.name, RecursiveLoop::Allow)
+            .unwrap();
+        assert_eq!(
+            store.load_functions().unwrap()[0].recursive_loop,
+            RecursiveLoop::Allow
         );
     }
 

@@ -155,30 +155,7 @@ async fn serve(args: ServeArgs, account: AccountContext) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
-    let reachable = if address.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], address.port()))
-    } else {
-        address
-    };
-    let config = EngineConfig {
-        deployment_delay: args.deployment_delay,
-        concurrency_limit: args.concurrency_limit,
-        execution: ExecutionConfig {
-            keep_alive: args.keep_alive,
-            freeze_after: args.freeze_after.0,
-            endpoint_url: format!("http://{reachable}"),
-            force_plain: args.isolation == "plain",
-            interpreters: InterpreterOverrides {
-                python: args.python.clone(),
-                node: args.node.clone(),
-            },
-        },
-        async_invocation: AsyncConfig {
-            retry_policy: RetryPolicy::scaled(args.retry_delay_scale),
-            concurrency: usize::from(args.async_concurrency),
-        },
-        ..EngineConfig::default()
-    };
+    let reachable = reachable_address(address);
     let queues = match args.sqs_listen.0 {
         Some(sqs_address) => {
             let queues = QueueService::open(&args.data_dir, account.clone())
@@ -192,6 +169,30 @@ async fn serve(args: ServeArgs, account: AccountContext) -> anyhow::Result<()> {
             Some((queues, sqs_listener, bound))
         }
         None => None,
+    };
+    // Functions reach the SQS endpoint through `AWS_ENDPOINT_URL_SQS`.
+    let sqs_reachable = queues
+        .as_ref()
+        .map(|(_, _, bound)| reachable_address(*bound));
+    let config = EngineConfig {
+        deployment_delay: args.deployment_delay,
+        concurrency_limit: args.concurrency_limit,
+        execution: ExecutionConfig {
+            keep_alive: args.keep_alive,
+            freeze_after: args.freeze_after.0,
+            endpoint_url: format!("http://{reachable}"),
+            sqs_endpoint_url: sqs_reachable.map(|address| format!("http://{address}")),
+            force_plain: args.isolation == "plain",
+            interpreters: InterpreterOverrides {
+                python: args.python.clone(),
+                node: args.node.clone(),
+            },
+        },
+        async_invocation: AsyncConfig {
+            retry_policy: RetryPolicy::scaled(args.retry_delay_scale),
+            concurrency: usize::from(args.async_concurrency),
+        },
+        ..EngineConfig::default()
     };
     // Event source mappings poll the queues in-process.
     let mapped_queues = queues.as_ref().map(|(queues, _, _)| queues.clone());
@@ -208,11 +209,7 @@ async fn serve(args: ServeArgs, account: AccountContext) -> anyhow::Result<()> {
     // Scripts and tests read the bound address (useful with port 0) from this line.
     println!("Kiln listening on http://{address}");
     let sqs_server = queues.map(|(queues, sqs_listener, bound)| {
-        let reachable = if bound.ip().is_unspecified() {
-            SocketAddr::from(([127, 0, 0, 1], bound.port()))
-        } else {
-            bound
-        };
+        let reachable = reachable_address(bound);
         let router = kiln_api::sqs::router(SqsState::new(queues.clone(), reachable.to_string()));
         tracing::info!(address = %bound, "kiln SQS endpoint listening");
         // Read by scripts and tests after the main line (useful with port 0).
@@ -235,6 +232,15 @@ async fn serve(args: ServeArgs, account: AccountContext) -> anyhow::Result<()> {
     }
     tracing::info!("kiln stopped");
     Ok(())
+}
+
+/// The address clients on this machine use for a bound one: loopback for a wildcard bind.
+fn reachable_address(bound: SocketAddr) -> SocketAddr {
+    if bound.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], bound.port()))
+    } else {
+        bound
+    }
 }
 
 /// How long a client may take to send a request's headers (slow-client protection).

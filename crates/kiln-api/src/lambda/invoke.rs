@@ -89,6 +89,7 @@ pub(crate) async fn invoke(
                     qualifier.as_ref(),
                     context.request_id.clone(),
                     payload,
+                    trace_header(context),
                 )
                 .await
                 .map_err(|error| engine_error(account, error))?;
@@ -104,6 +105,7 @@ pub(crate) async fn invoke(
                         payload,
                         client_context,
                         log_tail: log_type == "Tail",
+                        trace_header: trace_header(context),
                     },
                 )
                 .await
@@ -162,6 +164,7 @@ pub(crate) async fn invoke_async(
             qualifier.as_ref(),
             context.request_id.clone(),
             payload,
+            trace_header(context),
         )
         .await
         .map_err(|error| engine_error(account, error))?;
@@ -169,6 +172,12 @@ pub(crate) async fn invoke_async(
         StatusCode::ACCEPTED,
         &serde_json::json!({ "Status": 202 }),
     ))
+}
+
+/// The caller's X-Ray trace header: SDKs running in a function forward the function's own
+/// (`_X_AMZN_TRACE_ID`), which is how recursive loop detection follows a chain of invocations.
+fn trace_header(context: &RequestContext) -> Option<String> {
+    context.header("X-Amzn-Trace-Id").map(str::to_owned)
 }
 
 /// Lambda's 413 for an event over the asynchronous limit.

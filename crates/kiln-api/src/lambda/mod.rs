@@ -14,6 +14,7 @@ mod functions;
 mod invoke;
 mod layers;
 mod paging;
+mod recursion;
 mod render;
 mod runtimes;
 mod tags;
@@ -84,6 +85,8 @@ pub(crate) async fn handle(
         DeleteProvisionedConcurrencyConfig => {
             concurrency::delete_provisioned(state, &context).await
         }
+        GetFunctionRecursionConfig => recursion::get(state, &context),
+        PutFunctionRecursionConfig => recursion::put(state, &context).await,
         other => Err(ApiError::new(
             ErrorCode::NotImplemented,
             format!(
@@ -203,6 +206,10 @@ pub(crate) fn engine_error(account: &AccountContext, error: EngineError) -> ApiE
             ApiError::invalid_parameter(format!("The destination config is invalid: {rule}."))
         }
         EngineError::Throttled { reason } => ApiError::throttled(reason.as_str()),
+        EngineError::RecursiveInvocation { .. } => ApiError::new(
+            ErrorCode::RecursiveInvocation,
+            kiln_engine::recursion::STOPPED_MESSAGE,
+        ),
         EngineError::Concurrency(rule) => concurrency::rule_error(rule),
         EngineError::ProvisionedConfigNotFound => ApiError::new(
             ErrorCode::ProvisionedConcurrencyConfigNotFound,

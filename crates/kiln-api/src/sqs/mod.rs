@@ -144,6 +144,11 @@ async fn handle(State(state): State<SqsState>, request: Request<Body>) -> Respon
         queues: &state.queues,
         base_url: format!("http://{host}"),
         path_queue,
+        trace_header: parts
+            .headers
+            .get("x-amzn-trace-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
     let span = tracing::debug_span!("sqs", operation = %operation, request_id = %request_id);
     let outcome = match input {

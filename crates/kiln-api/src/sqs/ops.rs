@@ -29,6 +29,9 @@ pub(crate) struct Context<'a> {
     /// The queue named by the request path (`/ACCOUNT/NAME`), for query clients that post to
     /// the queue URL instead of passing `QueueUrl`.
     pub path_queue: Option<String>,
+    /// The request's `X-Amzn-Trace-Id`: SQS keeps it as the messages' `AWSTraceHeader`
+    /// unless a message names its own.
+    pub trace_header: Option<String>,
 }
 
 /// Every SQS operation, in the service model's order.
@@ -388,8 +391,9 @@ fn message_attributes(
     Ok(attributes)
 }
 
-/// A send request from one SendMessage input or one SendMessageBatch entry.
-fn send_request(input: &Value) -> Result<SendRequest, SqsError> {
+/// A send request from one SendMessage input or one SendMessageBatch entry; `request_trace`
+/// is the request's trace header.
+fn send_request(input: &Value, request_trace: Option<&str>) -> Result<SendRequest, SqsError> {
     let body = required_string(input, "MessageBody")?.to_owned();
     let delay = match optional_int(input, "DelaySeconds")? {
         Some(seconds) if !(0..=900).contains(&seconds) => {
@@ -425,7 +429,8 @@ fn send_request(input: &Value) -> Result<SendRequest, SqsError> {
             trace
         }
         None => None,
-    };
+    }
+    .or_else(|| request_trace.map(str::to_owned));
     Ok(SendRequest {
         body,
         message_attributes: message_attributes(input, "MessageAttributes")?,
@@ -457,7 +462,7 @@ fn send_result(outcome: &SendOutcome, id: Option<&str>) -> Value {
 
 async fn send_message(context: &Context<'_>, input: &Value) -> Result<Value, SqsError> {
     let queue = queue_name(context, input)?;
-    let request = send_request(input)?;
+    let request = send_request(input, context.trace_header.as_deref())?;
     let outcome = context.queues.send(&queue, request).await?;
     Ok(send_result(&outcome, None))
 }
@@ -546,7 +551,7 @@ async fn send_message_batch(context: &Context<'_>, input: &Value) -> Result<Valu
     let mut failed = Vec::new();
     for entry in entries {
         let id = required_string(entry, "Id")?;
-        match send_request(entry) {
+        match send_request(entry, context.trace_header.as_deref()) {
             Ok(request) => {
                 ids.push(id);
                 requests.push(request);

@@ -150,6 +150,7 @@ impl Engine {
         qualifier: Option<&Qualifier>,
         request_id: String,
         payload: Bytes,
+        trace_header: Option<String>,
     ) -> Result<(), EngineError> {
         // Refuses unknown functions, versions and aliases at once, as Lambda does.
         self.resolve_invocation(name, qualifier)?;
@@ -166,6 +167,7 @@ impl Engine {
             throttles: 0,
             next_attempt_ms: now,
             last_result: None,
+            trace_header,
         };
         state
             .write(vec![AsyncEventChange::Insert(event.clone())])
@@ -285,6 +287,7 @@ impl Engine {
                     payload: Bytes::from(event.payload.clone()),
                     client_context: None,
                     log_tail: false,
+                    trace_header: event.trace_header.clone(),
                 },
             )
             .await;
@@ -328,6 +331,24 @@ impl Engine {
                     return;
                 }
                 policy.after_function_error(event.attempts)
+            }
+            Err(EngineError::RecursiveInvocation { .. }) => {
+                // Lambda does not retry an event caught in a loop: it goes to the dead-letter
+                // queue or on-failure destination at once.
+                let last = LastResult::NotRun {
+                    status: 400,
+                    message: crate::recursion::STOPPED_MESSAGE.to_owned(),
+                };
+                event.last_result = serde_json::to_string(&last).ok();
+                self.fail(
+                    &name,
+                    qualifier.as_ref(),
+                    &event,
+                    Condition::RetriesExhausted,
+                    &config,
+                )
+                .await;
+                return;
             }
             Err(EngineError::FunctionNotFound { .. }) => {
                 // The function (or its version or alias) was deleted since the event came.
@@ -556,6 +577,7 @@ impl Engine {
                     qualifier.as_ref(),
                     uuid::Uuid::new_v4().to_string(),
                     Bytes::from(record.to_string()),
+                    None,
                 )
                 .await
                 .map_err(|error| error.to_string())

@@ -227,6 +227,7 @@ impl Worker {
                 }
                 _ => kept.push(Entry {
                     json: record.to_string(),
+                    trace_header: message.system_attributes.get("AWSTraceHeader").cloned(),
                     message_id: message.message_id,
                     receipt_handle: message.receipt_handle,
                 }),
@@ -234,6 +235,7 @@ impl Worker {
         }
         // Lambda deletes what no filter matches.
         self.delete(queues, arn, filtered_out).await;
+        let kept = self.stop_recursive_loops(queues, arn, kept).await;
         // A batch never exceeds the invoke payload limit: Lambda sizes batches so; Kiln
         // splits a batch that would, and invokes the parts one after another.
         for part in split_by_payload_size(kept) {
@@ -262,6 +264,16 @@ impl Worker {
             payload.push_str(&entry.json);
         }
         payload.push_str("]}");
+        // The invocation carries the trace of the message furthest along a loop, so that what
+        // the function sends on keeps counting from there.
+        let trace_header = self
+            .engine
+            .furthest_trace(
+                &self.mapping.function_name,
+                part.iter()
+                    .filter_map(|entry| entry.trace_header.as_deref()),
+            )
+            .map(str::to_owned);
         let ids: Vec<(String, String)> = part
             .into_iter()
             .map(|entry| (entry.message_id, entry.receipt_handle))
@@ -276,6 +288,7 @@ impl Worker {
                     payload: Bytes::from(payload),
                     client_context: None,
                     log_tail: false,
+                    trace_header,
                 },
             )
             .await;
@@ -304,6 +317,49 @@ impl Worker {
         };
         self.delete(queues, arn, succeeded).await;
         Outcome::Done
+    }
+
+    /// Recursive loop detection: messages whose trace shows the function already invoked as
+    /// many times as Lambda allows along their chain are not delivered. They go to the
+    /// queue's dead-letter queue (deleted when it has none), and each counts as a
+    /// `RecursiveInvocationsDropped`. Returns the messages to deliver.
+    async fn stop_recursive_loops(
+        &self,
+        queues: &kiln_queues::QueueService,
+        arn: &str,
+        entries: Vec<Entry>,
+    ) -> Vec<Entry> {
+        let Ok(function) = self.engine.function(&self.mapping.function_name) else {
+            return entries;
+        };
+        let (looping, kept): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(|entry| {
+            self.engine
+                .stops_recursion(&function, entry.trace_header.as_deref())
+        });
+        if looping.is_empty() {
+            return kept;
+        }
+        for _ in &looping {
+            self.engine
+                .inner
+                .metrics
+                .record_recursion_stop(&function.name);
+        }
+        tracing::warn!(
+            mapping = %self.mapping.uuid,
+            function = %function.name,
+            messages = looping.len(),
+            "stopped a recursive loop through a queue"
+        );
+        let handles: Vec<String> = looping
+            .into_iter()
+            .map(|entry| entry.receipt_handle)
+            .collect();
+        if let Err(error) = queues.move_to_dead_letter_queue(arn, &handles).await {
+            // They come back after their visibility timeout and are stopped again.
+            tracing::warn!(mapping = %self.mapping.uuid, %error, "moving looping messages failed");
+        }
+        kept
     }
 
     async fn delete(&self, queues: &kiln_queues::QueueService, arn: &str, handles: Vec<String>) {
@@ -336,6 +392,8 @@ impl Worker {
 /// One message of a batch, its record already serialised.
 struct Entry {
     json: String,
+    /// The message's `AWSTraceHeader`.
+    trace_header: Option<String>,
     message_id: String,
     receipt_handle: String,
 }
@@ -445,6 +503,7 @@ mod tests {
     fn batches_are_split_under_the_payload_limit() {
         let entry = |size: usize| Entry {
             json: "x".repeat(size),
+            trace_header: None,
             message_id: String::new(),
             receipt_handle: String::new(),
         };

@@ -62,6 +62,8 @@ pub struct ExecutionConfig {
     pub freeze_after: Option<Duration>,
     /// `AWS_ENDPOINT_URL` for functions, so that SDKs inside them reach Kiln.
     pub endpoint_url: String,
+    /// `AWS_ENDPOINT_URL_SQS` for functions, when Kiln serves SQS.
+    pub sqs_endpoint_url: Option<String>,
     /// Run functions as plain processes even where isolation is available.
     pub force_plain: bool,
     pub interpreters: InterpreterOverrides,
@@ -78,6 +80,9 @@ pub struct InvokeRequest {
     pub client_context: Option<String>,
     /// Return the last 4 KB of the invocation's log.
     pub log_tail: bool,
+    /// The X-Ray trace header the invocation came with (`X-Amzn-Trace-Id`, a message's
+    /// `AWSTraceHeader`); [`crate::Engine::invoke`] adds the function to its lineage.
+    pub trace_header: Option<String>,
 }
 
 /// What an invocation produced.
@@ -421,7 +426,9 @@ impl Executor {
             payload: request.payload,
             deadline_millis: deadline,
             invoked_function_arn,
-            trace_id: trace_id(),
+            trace_id: request
+                .trace_header
+                .unwrap_or_else(|| crate::recursion::TraceHeader::fresh().to_string()),
             client_context: request.client_context,
         };
         let started = Instant::now();
@@ -707,6 +714,7 @@ impl Executor {
             layout: &layout,
             initialization_type,
             endpoint_url: &self.config.endpoint_url,
+            sqs_endpoint_url: self.config.sqs_endpoint_url.as_deref(),
             json_logs,
             user: config.environment.as_deref().unwrap_or_default(),
             runtime: &launch.env,
@@ -1150,17 +1158,6 @@ fn init_report(duration: Duration, status: &str, error_type: Option<&str>) -> St
     line
 }
 
-/// An X-Ray trace header: `Root=1-<epoch hex>-<96-bit hex>;Parent=<64-bit hex>;Sampled=0`.
-fn trace_id() -> String {
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    let seconds = kiln_core::now_millis() / 1000;
-    format!(
-        "Root=1-{seconds:08x}-{};Parent={};Sampled=0",
-        &random[..24],
-        &random[16..32]
-    )
-}
-
 /// `YYYY/MM/DD` in UTC, the start of Lambda's log stream names.
 fn utc_date_path() -> String {
     let days = kiln_core::now_millis().div_euclid(86_400_000);
@@ -1366,14 +1363,5 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_737), (2024, 1, 15));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
-
-    #[test]
-    fn trace_ids_have_xrays_shape() {
-        let id = trace_id();
-        let parts: Vec<&str> = id.split(';').collect();
-        assert!(parts[0].starts_with("Root=1-") && parts[0].len() == "Root=1-".len() + 8 + 1 + 24);
-        assert!(parts[1].starts_with("Parent=") && parts[1].len() == "Parent=".len() + 16);
-        assert_eq!(parts[2], "Sampled=0");
     }
 }

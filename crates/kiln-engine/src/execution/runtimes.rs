@@ -417,13 +417,14 @@ pub(crate) struct EnvironmentInputs<'a> {
     pub layout: &'a Layout,
     pub initialization_type: &'a str,
     pub endpoint_url: &'a str,
+    pub sqs_endpoint_url: Option<&'a str>,
     pub json_logs: Option<(&'a str, &'a str)>,
     pub user: &'a [(String, String)],
     pub runtime: &'a [(String, String)],
 }
 
 /// The function's environment, exactly as Lambda builds it (section 8 of the reference), plus
-/// `AWS_ENDPOINT_URL` so that SDKs inside functions reach Kiln. This is the only place that
+/// `AWS_ENDPOINT_URL` (and `AWS_ENDPOINT_URL_SQS`) so that SDKs inside functions reach Kiln. This is the only place that
 /// decides these variables.
 pub(crate) fn lambda_environment(inputs: &EnvironmentInputs<'_>) -> Vec<(String, String)> {
     let task = inputs.layout.task_root.display().to_string();
@@ -451,6 +452,10 @@ pub(crate) fn lambda_environment(inputs: &EnvironmentInputs<'_>) -> Vec<(String,
         ("_AWS_XRAY_DAEMON_PORT".into(), "2000".into()),
         ("AWS_ENDPOINT_URL".into(), inputs.endpoint_url.into()),
     ];
+    if let Some(sqs) = inputs.sqs_endpoint_url {
+        // SQS has its own port; SDKs read the service-specific variable first.
+        env.push(("AWS_ENDPOINT_URL_SQS".into(), sqs.into()));
+    }
     env.extend(inputs.runtime.iter().cloned());
     let mut set = |key: &str, value: String| {
         env.retain(|(existing, _)| existing != key);
@@ -663,6 +668,7 @@ mod tests {
             layout: &layout(),
             initialization_type: "on-demand",
             endpoint_url: "http://127.0.0.1:9700",
+            sqs_endpoint_url: Some("http://127.0.0.1:9701"),
             json_logs: None,
             user: &user,
             runtime: &[("AWS_EXECUTION_ENV".into(), "AWS_Lambda_python3.12".into())],
@@ -675,6 +681,7 @@ mod tests {
         assert_eq!(get("LAMBDA_TASK_ROOT"), Some("/var/task"));
         assert_eq!(get("TZ"), Some(":UTC"));
         assert_eq!(get("AWS_EXECUTION_ENV"), Some("AWS_Lambda_python3.12"));
+        assert_eq!(get("AWS_ENDPOINT_URL_SQS"), Some("http://127.0.0.1:9701"));
         let keys: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
         let mut unique = keys.clone();
         unique.sort_unstable();
