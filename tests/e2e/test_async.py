@@ -278,6 +278,89 @@ def test_versions_and_aliases_are_honoured(server):
     assert excinfo.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
+def test_reserved_concurrency_zero_sends_events_straight_to_the_dlq_and_on_failure(server):
+    """A function throttled entirely (reserved concurrency 0) is not retried: its event fails at
+    once. Without that rule it would be retried until its maximum age (216 s at this scale)."""
+    lam, sqs = clients(server)
+    results_url, _ = make_queue(sqs, unique("results"))
+    dlq_url, dlq_arn = make_queue(sqs, unique("dlq"))
+    failure_url, failure_arn = make_queue(sqs, unique("failure"))
+    name = unique("async-zero")
+    make_recorder(lam, server, name, results_url, DeadLetterConfig={"TargetArn": dlq_arn})
+    lam.put_function_event_invoke_config(
+        FunctionName=name, DestinationConfig={"OnFailure": {"Destination": failure_arn}}
+    )
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    payload = {"message": unique("msg")}
+    sent = time.monotonic()
+    reply = lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps(payload))
+    assert reply["StatusCode"] == 202
+    request_id = reply["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+
+    [dead_letter] = receive(sqs, dlq_url, 1, timeout=10, attributes=True)
+    [failure] = receive(sqs, failure_url, 1, timeout=10)
+    assert time.monotonic() - sent < 10
+    assert json.loads(dead_letter["Body"]) == payload
+    assert dead_letter["MessageAttributes"] == {
+        "RequestID": {"DataType": "String", "StringValue": request_id},
+        "ErrorCode": {"DataType": "Number", "StringValue": "429"},
+        "ErrorMessage": {"DataType": "String",
+                         "StringValue": "throttled: ReservedFunctionConcurrentInvocationLimitExceeded"},
+    }
+    record = json.loads(failure["Body"])
+    assert record.pop("timestamp").endswith("Z")
+    function_arn = lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+    assert record == {
+        "version": "1.0",
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": f"{function_arn}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 0,
+        },
+        "requestPayload": payload,
+        "responseContext": {"statusCode": 429},
+        "responsePayload": {"errorMessage": "throttled: ReservedFunctionConcurrentInvocationLimitExceeded"},
+    }
+    # The function never ran, and the event is delivered once, not retried.
+    assert_quiet(sqs, results_url, 1)
+    assert_quiet(sqs, dlq_url, 1)
+    assert_quiet(sqs, failure_url, 1)
+
+    # Once the function may run again, its events run.
+    lam.delete_function_concurrency(FunctionName=name)
+    lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"again": true}')
+    [invocation] = bodies(receive(sqs, results_url, 1))
+    assert invocation["event"] == {"again": True}
+
+
+def test_an_event_throttled_by_a_busy_reserved_function_is_retried(server):
+    """Reserved concurrency N > 0 in use is an ordinary throttle: the event waits and runs."""
+    lam, sqs = clients(server)
+    results_url, _ = make_queue(sqs, unique("results"))
+    dlq_url, dlq_arn = make_queue(sqs, unique("dlq"))
+    name = unique("async-busy")
+    make_recorder(lam, server, name, results_url, DeadLetterConfig={"TargetArn": dlq_arn})
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    # The recorder sleeps when asked to, holding the function's only slot.
+    lam.update_function_code(FunctionName=name, ZipFile=make_zip({"app.py": RECORDER.replace(
+        "    if os.environ.get", "    time.sleep(event.get('sleep', 0))\n    if os.environ.get", 1)}))
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 200}
+    )
+    blocker = threading.Thread(target=lambda: lam.invoke(FunctionName=name, Payload=b'{"sleep": 3}'))
+    blocker.start()
+    [started] = bodies(receive(sqs, results_url, 1))
+    assert started["event"] == {"sleep": 3}
+    lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"queued": true}')
+    blocker.join()
+    [invocation] = bodies(receive(sqs, results_url, 1, timeout=30))
+    assert invocation["event"] == {"queued": True}
+    # It ran after the slot came back, and never reached the dead-letter queue.
+    assert invocation["at"] >= started["at"] + 2.9
+    assert_quiet(sqs, dlq_url, 1)
+
+
 def test_invoke_async_legacy(server):
     lam, sqs = clients(server)
     results_url, _ = make_queue(sqs, unique("results"))

@@ -8,6 +8,7 @@ import threading
 import time
 import urllib.request
 
+from conftest import make_lambda_client
 from kiln_harness import ROLE, make_zip
 
 SOURCE = """\
@@ -74,3 +75,92 @@ def test_invocations_errors_durations_and_concurrency(kiln, lambda_client, funct
     assert scrape(kiln)[1]["kiln_lambda_concurrent_executions"] >= 1
     thread.join()
     assert scrape(kiln)[1][key] == 0
+
+
+def test_provisioned_concurrency_invocations_spillover_and_utilization(kiln, lambda_client, function_name):
+    """Two provisioned environments on version 1: invocations of the version run on them and
+    count as provisioned; while both are busy, further invocations spill over to on-demand
+    environments and count as spillover."""
+    lambda_client.create_function(
+        FunctionName=function_name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": SOURCE})}, Timeout=30,
+    )
+    lambda_client.get_waiter("function_active_v2").wait(FunctionName=function_name)
+    version = lambda_client.publish_version(FunctionName=function_name)["Version"]
+    try:
+        lambda_client.put_provisioned_concurrency_config(
+            FunctionName=function_name, Qualifier=version, ProvisionedConcurrentExecutions=2
+        )
+        deadline = time.monotonic() + 60
+        while lambda_client.get_provisioned_concurrency_config(
+            FunctionName=function_name, Qualifier=version
+        )["Status"] != "READY":
+            assert time.monotonic() < deadline, "provisioned concurrency never became READY"
+            time.sleep(0.1)
+
+        function = f'function_name="{function_name}"'
+        resource = f'{function},resource="{version}"'
+        provisioned = "kiln_lambda_provisioned_concurrency_invocations_total"
+        spillover = "kiln_lambda_provisioned_concurrency_spillover_invocations_total"
+        running = "kiln_lambda_provisioned_concurrent_executions"
+        utilization = "kiln_lambda_provisioned_concurrency_utilization"
+        text, samples = scrape(kiln)
+        for family, kind in ((provisioned, "counter"), (spillover, "counter"),
+                             (running, "gauge"), (utilization, "gauge")):
+            assert f"# TYPE {family} {kind}\n" in text, family
+        # Configured, not invoked yet.
+        assert samples[f"{provisioned}{{{resource}}}"] == 0
+        assert samples[f"{spillover}{{{resource}}}"] == 0
+        assert samples[f"{running}{{{resource}}}"] == 0
+        assert samples[f"{utilization}{{{resource}}}"] == 0
+
+        lambda_client.invoke(FunctionName=function_name, Qualifier=version, Payload=b"{}")
+        lambda_client.invoke(FunctionName=function_name, Payload=b"{}")  # $LATEST: not provisioned
+        samples = scrape(kiln)[1]
+        assert samples[f"{provisioned}{{{resource}}}"] == 1
+        assert samples[f"{provisioned}{{{function}}}"] == 1
+        assert samples[f"{spillover}{{{resource}}}"] == 0
+
+        # Four at once, each holding its environment for 3 s: two on the provisioned
+        # environments, two spilled over to on-demand ones.
+        parallel = 4
+        barrier = threading.Barrier(parallel + 1)
+        errors: list[str] = []
+
+        def run() -> None:
+            client = make_lambda_client(kiln.url)
+            barrier.wait()
+            reply = client.invoke(
+                FunctionName=function_name, Qualifier=version, Payload=json.dumps({"sleep": 3})
+            )
+            if "FunctionError" in reply:
+                errors.append(reply["Payload"].read().decode())
+
+        threads = [threading.Thread(target=run) for _ in range(parallel)]
+        for thread in threads:
+            thread.start()
+        barrier.wait()
+        # While they run, both provisioned environments are busy.
+        deadline = time.monotonic() + 3
+        while scrape(kiln)[1].get(f"{running}{{{resource}}}") != 2:
+            assert time.monotonic() < deadline, "the busy provisioned environments never showed"
+            time.sleep(0.05)
+        samples = scrape(kiln)[1]
+        assert samples[f"{running}{{{function}}}"] == 2
+        assert samples[f"{utilization}{{{resource}}}"] == 1
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+
+        samples = scrape(kiln)[1]
+        assert samples[f"{provisioned}{{{resource}}}"] == 3
+        assert samples[f"{spillover}{{{resource}}}"] == 2
+        assert samples[f"{spillover}{{{function}}}"] == 2
+        assert samples[f"{running}{{{resource}}}"] == 0
+        assert samples[f"{utilization}{{{resource}}}"] == 0
+        # Every invocation of the version counts in Invocations too.
+        executed = f'{function},executed_version="{version}"'
+        assert samples[f"kiln_lambda_invocations_total{{{executed}}}"] == 5
+    finally:
+        # Provisioned concurrency comes out of the shared server's unreserved pool.
+        lambda_client.delete_function(FunctionName=function_name)

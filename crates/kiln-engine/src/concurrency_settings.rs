@@ -355,6 +355,8 @@ impl Engine {
                             key: PoolKey::of(&function, version),
                             requested: config.requested,
                             config_modified: config.last_modified,
+                            resource: key.clone(),
+                            series: self.inner.metrics.provisioned(name, key),
                         })
                     })
                     .collect()
@@ -530,6 +532,18 @@ mod tests {
                 invoke(&engine, &name, Some(&version)).await.unwrap(),
                 "\"provisioned-concurrency\""
             );
+            let metrics = engine.metrics_text();
+            for expected in [
+                "kiln_lambda_provisioned_concurrency_invocations_total{function_name=\"p\",resource=\"1\"} 1\n",
+                "kiln_lambda_provisioned_concurrency_spillover_invocations_total{function_name=\"p\",resource=\"1\"} 0\n",
+                "kiln_lambda_provisioned_concurrent_executions{function_name=\"p\",resource=\"1\"} 0\n",
+                "kiln_lambda_provisioned_concurrency_utilization{function_name=\"p\",resource=\"1\"} 0\n",
+            ] {
+                assert!(
+                    metrics.contains(expected),
+                    "{expected} missing from\n{metrics}"
+                );
+            }
             engine.put_function_concurrency(&name, 1).await.unwrap();
             assert!(
                 matches!(

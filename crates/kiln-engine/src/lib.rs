@@ -415,6 +415,7 @@ impl Engine {
                         metrics::InvocationOutcome::Success
                     },
                     response.duration,
+                    response.provisioned.as_ref(),
                 ),
                 Err(_) => recorder.record_throttle(&owner),
             }
@@ -427,7 +428,10 @@ impl Engine {
 
     /// Lambda's per-function metrics in Prometheus' text format (`GET /metrics`).
     pub fn metrics_text(&self) -> String {
-        self.inner.metrics.render(&self.async_metrics().all())
+        self.inner.metrics.render(
+            &self.async_metrics().all(),
+            &self.inner.executor.provisioned_usage(),
+        )
     }
 
     /// Function logs.

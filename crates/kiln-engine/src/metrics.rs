@@ -4,10 +4,15 @@
 //! The names follow Lambda's CloudWatch metrics (`Invocations`, `Errors`, `Throttles`,
 //! `Duration`, `ConcurrentExecutions`, ...) in Prometheus' spelling (`kiln_lambda_invocations_total`),
 //! labelled by function name and, where Lambda reports it per version, the executed version.
+//! The provisioned concurrency metrics are labelled by the configuration's qualifier (version
+//! number or alias name: Lambda's `Resource` dimension without the function name) as well.
 //!
 //! Recording costs one read lock and one hash lookup of the function's series (created once, on
 //! its first invocation) and a few relaxed atomic additions: nothing on the warm invoke path
-//! waits for anything else. The text format is a few lines per series, written by hand rather
+//! waits for anything else. An invocation of a version with provisioned concurrency brings its
+//! configuration's counters along (the executor's pool holds them), so counting it takes no
+//! further lookup; how many provisioned environments are busy is read from the pools when the
+//! metrics are rendered, not counted on the invoke path. The text format is a few lines per series, written by hand rather
 //! than through a client library, which would add a dependency for a dozen `format!`s.
 
 use std::collections::HashMap;
@@ -86,10 +91,44 @@ struct VersionSeries {
     duration: Histogram,
 }
 
+/// The counters of one provisioned concurrency configuration (Lambda's `Resource`: a version or
+/// an alias). They outlive the configuration, as counters must.
+#[derive(Debug, Default)]
+pub struct ProvisionedSeries {
+    /// `ProvisionedConcurrencyInvocations`.
+    invocations: AtomicU64,
+    /// `ProvisionedConcurrencySpilloverInvocations`.
+    spillover_invocations: AtomicU64,
+}
+
+/// How an invocation of a version with a provisioned concurrency configuration was served.
+#[derive(Debug, Clone)]
+pub struct ProvisionedUse {
+    /// The configuration's counters.
+    pub(crate) series: Arc<ProvisionedSeries>,
+    /// It ran on an on-demand environment because none of the configuration's provisioned
+    /// environments was idle.
+    pub spillover: bool,
+}
+
+/// The provisioned environments of one configuration at rendering time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionedUsage {
+    pub function: FunctionName,
+    /// The version number or alias name the configuration is on.
+    pub resource: String,
+    /// Environments running an invocation now (`ProvisionedConcurrentExecutions`).
+    pub busy: u32,
+    /// Environments initialised, busy or idle.
+    pub allocated: u32,
+}
+
 /// The series of one function (all versions).
 #[derive(Debug, Default)]
 pub struct FunctionSeries {
     versions: RwLock<HashMap<String, Arc<VersionSeries>>>,
+    /// By configuration qualifier.
+    provisioned: RwLock<HashMap<String, Arc<ProvisionedSeries>>>,
     throttles: AtomicU64,
     concurrent: AtomicI64,
     recursion_stops: AtomicU64,
@@ -157,6 +196,28 @@ impl Metrics {
         )
     }
 
+    /// The counters of `function`'s provisioned concurrency configuration on `resource` (a
+    /// version number or alias name), created on first use.
+    pub fn provisioned(&self, function: &FunctionName, resource: &str) -> Arc<ProvisionedSeries> {
+        let series = self.function(function);
+        if let Some(provisioned) = series
+            .provisioned
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(resource)
+        {
+            return Arc::clone(provisioned);
+        }
+        Arc::clone(
+            series
+                .provisioned
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(resource.to_owned())
+                .or_default(),
+        )
+    }
+
     /// Marks an invocation of `function` as running (`ConcurrentExecutions`) until the returned
     /// guard is dropped.
     pub fn start(self: &Arc<Self>, function: &FunctionName) -> RunningInvocation {
@@ -169,13 +230,15 @@ impl Metrics {
         }
     }
 
-    /// Counts a finished invocation of `version` (`$LATEST` or a number).
+    /// Counts a finished invocation of `version` (`$LATEST` or a number), and for a version
+    /// with provisioned concurrency, whether it ran on a provisioned environment.
     pub fn record_invocation(
         &self,
         function: &FunctionName,
         version: &str,
         outcome: InvocationOutcome,
         duration: Duration,
+        provisioned: Option<&ProvisionedUse>,
     ) {
         let series = self.function(function).version(version);
         series.invocations.fetch_add(1, Ordering::Relaxed);
@@ -183,6 +246,14 @@ impl Metrics {
             series.errors.fetch_add(1, Ordering::Relaxed);
         }
         series.duration.observe(duration);
+        if let Some(provisioned) = provisioned {
+            let counter = if provisioned.spillover {
+                &provisioned.series.spillover_invocations
+            } else {
+                &provisioned.series.invocations
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts an invocation refused for concurrency (`Throttles`).
@@ -201,8 +272,13 @@ impl Metrics {
     }
 
     /// Every series in Prometheus' text exposition format (version 0.0.4), with the
-    /// asynchronous invocation counters the async dispatcher keeps.
-    pub fn render(&self, asynchronous: &[(FunctionName, Arc<AsyncCounters>)]) -> String {
+    /// asynchronous invocation counters the async dispatcher keeps and the state of the
+    /// provisioned environments.
+    pub fn render(
+        &self,
+        asynchronous: &[(FunctionName, Arc<AsyncCounters>)],
+        provisioned: &[ProvisionedUsage],
+    ) -> String {
         let functions: Vec<(FunctionName, Arc<FunctionSeries>)> = {
             let map = self
                 .functions
@@ -228,10 +304,6 @@ impl Metrics {
             entries
         };
         let mut out = String::new();
-        let header = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-        };
 
         header(
             &mut out,
@@ -311,7 +383,7 @@ impl Metrics {
         let mut asynchronous: Vec<&(FunctionName, Arc<AsyncCounters>)> =
             asynchronous.iter().collect();
         asynchronous.sort_by(|a, b| a.0.cmp(&b.0));
-        let counters: [CounterFamily; 4] = [
+        let counters: [CounterFamily<AsyncCounters>; 4] = [
             (
                 "kiln_lambda_async_events_received_total",
                 "Asynchronous events accepted (Lambda's AsyncEventsReceived).",
@@ -396,12 +468,118 @@ impl Metrics {
                 series.concurrent.load(Ordering::Relaxed).max(0)
             );
         }
+        render_provisioned(&mut out, &functions, provisioned);
         out
     }
 }
 
-/// An asynchronous counter family: name, help, and how to read it from a function's counters.
-type CounterFamily = (&'static str, &'static str, fn(&AsyncCounters) -> u64);
+/// The `ProvisionedConcurrency*` families: per function (the sum over its configurations, as
+/// Lambda's function-level figure) and per configuration (`resource`).
+fn render_provisioned(
+    out: &mut String,
+    functions: &[(FunctionName, Arc<FunctionSeries>)],
+    usage: &[ProvisionedUsage],
+) {
+    let mut usage: Vec<&ProvisionedUsage> = usage.iter().collect();
+    usage.sort_by(|a, b| (&a.function, &a.resource).cmp(&(&b.function, &b.resource)));
+    header(
+        out,
+        "kiln_lambda_provisioned_concurrent_executions",
+        "gauge",
+        "Invocations running on provisioned environments now, per function and per configuration (Lambda's ProvisionedConcurrentExecutions).",
+    );
+    for (index, entry) in usage.iter().enumerate() {
+        let first_of_function = index == 0 || usage[index - 1].function != entry.function;
+        if first_of_function {
+            let busy: u64 = usage
+                .iter()
+                .filter(|other| other.function == entry.function)
+                .map(|other| u64::from(other.busy))
+                .sum();
+            let _ = writeln!(
+                out,
+                "kiln_lambda_provisioned_concurrent_executions{{{}}} {busy}",
+                labels(&entry.function, None)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "kiln_lambda_provisioned_concurrent_executions{{{}}} {}",
+            resource_labels(&entry.function, &entry.resource),
+            entry.busy
+        );
+    }
+    header(
+        out,
+        "kiln_lambda_provisioned_concurrency_utilization",
+        "gauge",
+        "Busy provisioned environments divided by those initialised, per configuration (Lambda's ProvisionedConcurrencyUtilization).",
+    );
+    for entry in &usage {
+        let utilization = if entry.allocated == 0 {
+            0.0
+        } else {
+            f64::from(entry.busy) / f64::from(entry.allocated)
+        };
+        let _ = writeln!(
+            out,
+            "kiln_lambda_provisioned_concurrency_utilization{{{}}} {utilization}",
+            resource_labels(&entry.function, &entry.resource)
+        );
+    }
+    let counters: [CounterFamily<ProvisionedSeries>; 2] = [
+        (
+            "kiln_lambda_provisioned_concurrency_invocations_total",
+            "Invocations that ran on a provisioned environment, per function and per configuration (Lambda's ProvisionedConcurrencyInvocations).",
+            |series| series.invocations.load(Ordering::Relaxed),
+        ),
+        (
+            "kiln_lambda_provisioned_concurrency_spillover_invocations_total",
+            "Invocations of a version with provisioned concurrency that ran on an on-demand environment because no provisioned one was idle, per function and per configuration (Lambda's ProvisionedConcurrencySpilloverInvocations).",
+            |series| series.spillover_invocations.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, read) in counters {
+        header(out, name, "counter", help);
+        for (function, series) in functions {
+            let mut resources: Vec<(String, u64)> = series
+                .provisioned
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .map(|(resource, series)| (resource.clone(), read(series)))
+                .collect();
+            if resources.is_empty() {
+                continue;
+            }
+            resources.sort();
+            let total: u64 = resources.iter().map(|(_, value)| value).sum();
+            let _ = writeln!(out, "{name}{{{}}} {total}", labels(function, None));
+            for (resource, value) in resources {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{}}} {value}",
+                    resource_labels(function, &resource)
+                );
+            }
+        }
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A counter family: name, help, and how to read it from the counters of a function (or of a
+/// provisioned concurrency configuration).
+type CounterFamily<Counters> = (&'static str, &'static str, fn(&Counters) -> u64);
+
+/// `function_name="f",resource="live"`; a resource is a version number or an alias name
+/// (`[a-zA-Z0-9-_]`), which needs no escaping either.
+fn resource_labels(function: &FunctionName, resource: &str) -> String {
+    format!("function_name=\"{function}\",resource=\"{resource}\"")
+}
 
 /// `function_name="f"[,executed_version="1"]`; function names and versions need no escaping
 /// (`[a-zA-Z0-9-_]`, `$LATEST`).
@@ -422,7 +600,7 @@ mod tests {
         let f = FunctionName::parse("f").unwrap();
         {
             let _running = metrics.start(&f);
-            let text = metrics.render(&[]);
+            let text = metrics.render(&[], &[]);
             assert!(text.contains("kiln_lambda_concurrent_executions{function_name=\"f\"} 1\n"));
             assert!(text.contains("kiln_lambda_concurrent_executions 1\n"));
         }
@@ -431,19 +609,27 @@ mod tests {
             "$LATEST",
             InvocationOutcome::Success,
             Duration::from_millis(3),
+            None,
         );
         metrics.record_invocation(
             &f,
             "$LATEST",
             InvocationOutcome::Error,
             Duration::from_millis(30),
+            None,
         );
-        metrics.record_invocation(&f, "2", InvocationOutcome::Success, Duration::from_secs(2));
+        metrics.record_invocation(
+            &f,
+            "2",
+            InvocationOutcome::Success,
+            Duration::from_secs(2),
+            None,
+        );
         metrics.record_throttle(&f);
         metrics.record_recursion_stop(&f);
         let asynchronous = vec![(f, Arc::new(AsyncCounters::default()))];
         asynchronous[0].1.record_age(40);
-        let text = metrics.render(&asynchronous);
+        let text = metrics.render(&asynchronous, &[]);
         assert!(
             text.contains("kiln_lambda_async_event_age_milliseconds_sum{function_name=\"f\"} 40\n")
         );
@@ -483,6 +669,84 @@ mod tests {
                 text.contains(&format!("# TYPE {base} ")),
                 "{line} has no TYPE line"
             );
+        }
+    }
+    #[test]
+    fn renders_provisioned_concurrency_per_function_and_per_configuration() {
+        let metrics = Metrics::default();
+        let f = FunctionName::parse("f").unwrap();
+        let g = FunctionName::parse("g").unwrap();
+        let live = metrics.provisioned(&f, "live");
+        assert!(Arc::ptr_eq(&live, &metrics.provisioned(&f, "live")));
+        let version_three = metrics.provisioned(&f, "3");
+        // Configured but never invoked: its counters show, at zero.
+        metrics.provisioned(&g, "1");
+        let record = |series: &Arc<ProvisionedSeries>, spillover: bool| {
+            metrics.record_invocation(
+                &f,
+                "2",
+                InvocationOutcome::Success,
+                Duration::from_millis(1),
+                Some(&ProvisionedUse {
+                    series: Arc::clone(series),
+                    spillover,
+                }),
+            );
+        };
+        record(&live, false);
+        record(&live, false);
+        record(&live, true);
+        record(&version_three, false);
+        let usage = [
+            ProvisionedUsage {
+                function: f.clone(),
+                resource: "live".into(),
+                busy: 1,
+                allocated: 4,
+            },
+            ProvisionedUsage {
+                function: f.clone(),
+                resource: "3".into(),
+                busy: 2,
+                allocated: 2,
+            },
+            ProvisionedUsage {
+                function: g,
+                resource: "1".into(),
+                busy: 0,
+                allocated: 0,
+            },
+        ];
+        let text = metrics.render(&[], &usage);
+        for expected in [
+            "kiln_lambda_provisioned_concurrency_invocations_total{function_name=\"f\"} 3\n",
+            "kiln_lambda_provisioned_concurrency_invocations_total{function_name=\"f\",resource=\"live\"} 2\n",
+            "kiln_lambda_provisioned_concurrency_invocations_total{function_name=\"f\",resource=\"3\"} 1\n",
+            "kiln_lambda_provisioned_concurrency_invocations_total{function_name=\"g\",resource=\"1\"} 0\n",
+            "kiln_lambda_provisioned_concurrency_spillover_invocations_total{function_name=\"f\"} 1\n",
+            "kiln_lambda_provisioned_concurrency_spillover_invocations_total{function_name=\"f\",resource=\"live\"} 1\n",
+            "kiln_lambda_provisioned_concurrency_spillover_invocations_total{function_name=\"f\",resource=\"3\"} 0\n",
+            "kiln_lambda_provisioned_concurrent_executions{function_name=\"f\"} 3\n",
+            "kiln_lambda_provisioned_concurrent_executions{function_name=\"f\",resource=\"live\"} 1\n",
+            "kiln_lambda_provisioned_concurrent_executions{function_name=\"f\",resource=\"3\"} 2\n",
+            "kiln_lambda_provisioned_concurrent_executions{function_name=\"g\"} 0\n",
+            "kiln_lambda_provisioned_concurrency_utilization{function_name=\"f\",resource=\"live\"} 0.25\n",
+            "kiln_lambda_provisioned_concurrency_utilization{function_name=\"f\",resource=\"3\"} 1\n",
+            "kiln_lambda_provisioned_concurrency_utilization{function_name=\"g\",resource=\"1\"} 0\n",
+            "# TYPE kiln_lambda_provisioned_concurrent_executions gauge\n",
+            "# TYPE kiln_lambda_provisioned_concurrency_utilization gauge\n",
+            "# TYPE kiln_lambda_provisioned_concurrency_invocations_total counter\n",
+            "# TYPE kiln_lambda_provisioned_concurrency_spillover_invocations_total counter\n",
+        ] {
+            assert!(text.contains(expected), "{expected} missing from\n{text}");
+        }
+        // Provisioned counts do not replace the version's ordinary ones.
+        assert!(text.contains(
+            "kiln_lambda_invocations_total{function_name=\"f\",executed_version=\"2\"} 4\n"
+        ));
+        // One TYPE line per family, and no family without its samples' TYPE.
+        for line in text.lines().filter(|line| line.starts_with("# TYPE")) {
+            assert_eq!(text.matches(&format!("{line}\n")).count(), 1, "{line}");
         }
     }
 }

@@ -356,6 +356,27 @@ impl Engine {
                 self.finish(&event, Some(&counters)).await;
                 return;
             }
+            Err(error @ EngineError::Throttled { .. }) if self.throttled_entirely(&name) => {
+                // Lambda does not retry the events of a function whose reserved concurrency is
+                // 0: they fail at once, to the dead-letter queue and on-failure destination.
+                if event.last_result.is_none() || event.attempts == 0 {
+                    let last = LastResult::NotRun {
+                        status: 429,
+                        message: error.to_string(),
+                    };
+                    event.last_result = serde_json::to_string(&last).ok();
+                }
+                tracing::debug!(function = %name, request_id = %event.request_id, "async event of a function with reserved concurrency 0");
+                self.fail(
+                    &name,
+                    qualifier.as_ref(),
+                    &event,
+                    Condition::RetriesExhausted,
+                    &config,
+                )
+                .await;
+                return;
+            }
             Err(error) => {
                 // Throttled or a system error: not an invocation; back off and try again.
                 event.throttles += 1;
@@ -405,6 +426,14 @@ impl Engine {
             tracing::error!(%error, "persisting an async retry failed");
         }
         state.schedule(event);
+    }
+
+    /// Whether `name`'s reserved concurrency is 0, which throttles every invocation.
+    fn throttled_entirely(&self, name: &FunctionName) -> bool {
+        self.inner
+            .registry
+            .get(name)
+            .is_some_and(|function| function.reserved_concurrency == Some(0))
     }
 
     /// Delivers a failed event to the dead-letter queue and the on-failure destination (or

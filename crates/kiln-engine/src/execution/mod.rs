@@ -37,6 +37,7 @@ use kiln_store::{MergedLayers, Store};
 use sha2::{Digest, Sha256};
 
 use crate::concurrency::{self, FunctionConcurrency, ThrottleReason};
+use crate::metrics::{ProvisionedSeries, ProvisionedUse};
 use crate::registry::Registry;
 use capture::Capture;
 use environment::{Dispatch, Environment, Readiness, RunOutcome, RuntimeReply};
@@ -98,6 +99,9 @@ pub struct InvokeResponse {
     pub log_tail: Option<String>,
     /// REPORT's `Duration`: the handler's time (or the failed init's), without a cold start.
     pub duration: Duration,
+    /// For a version with provisioned concurrency: whether it ran on a provisioned environment
+    /// or spilled over to an on-demand one (with the configuration's counters).
+    pub provisioned: Option<ProvisionedUse>,
 }
 
 /// Which pool an environment belongs to.
@@ -142,6 +146,10 @@ struct ProvisionedPool {
     idle: Vec<Arc<Environment>>,
     /// Why initialisation failed (Lambda's `StatusReason`); nothing more is started then.
     failure: Option<String>,
+    /// The configuration's qualifier (version number or alias name), for the metrics.
+    resource: String,
+    /// The configuration's invocation counters, handed to each invocation of the version.
+    series: Arc<ProvisionedSeries>,
 }
 
 /// What a provisioned concurrency configuration's environments look like now.
@@ -351,6 +359,23 @@ impl Executor {
         let executed_version = version.version_id().as_lambda_string();
         let timeout = Duration::from_secs(u64::from(version.config.timeout_seconds));
         let memory_mb = version.config.memory_size_mb;
+        // The snapshot says whether any provisioned pool can exist: functions without
+        // provisioned concurrency never take its lock.
+        let offer = if function.provisioned_concurrency.is_empty() {
+            None
+        } else {
+            self.take_provisioned(&key)
+        };
+        let (provisioned, provisioned_use) = match offer {
+            Some(offer) => {
+                let provisioned_use = ProvisionedUse {
+                    spillover: offer.environment.is_none(),
+                    series: offer.series,
+                };
+                (offer.environment, Some(provisioned_use))
+            }
+            None => (None, None),
+        };
         let reply = |payload: Bytes,
                      function_error: bool,
                      log_tail: Option<String>,
@@ -360,14 +385,7 @@ impl Executor {
             function_error,
             log_tail,
             duration,
-        };
-
-        // The snapshot says whether any provisioned pool can exist: functions without
-        // provisioned concurrency never take its lock.
-        let provisioned = if function.provisioned_concurrency.is_empty() {
-            None
-        } else {
-            self.take_provisioned(&key)
+            provisioned: provisioned_use.clone(),
         };
         let provisioned_generation = provisioned.as_ref().map(|(_, generation)| *generation);
         let provisioned = provisioned.map(|(environment, _)| environment);

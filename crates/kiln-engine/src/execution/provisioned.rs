@@ -17,6 +17,7 @@ use super::{
     Executor, INIT_LIMIT, PROVISIONED_INIT_FAILURE, PoolKey, ProvisionedPool, ProvisionedState,
     init_report,
 };
+use crate::metrics::{ProvisionedSeries, ProvisionedUsage};
 
 /// One provisioned configuration as the engine resolved it: the version's pool, how many
 /// environments, and when the configuration was put.
@@ -25,6 +26,18 @@ pub(crate) struct ProvisionedTarget {
     pub(crate) key: PoolKey,
     pub(crate) requested: u32,
     pub(crate) config_modified: i64,
+    /// The configuration's qualifier (version number or alias name).
+    pub(crate) resource: String,
+    /// The configuration's invocation counters.
+    pub(crate) series: Arc<ProvisionedSeries>,
+}
+
+/// What a version's provisioned pool offers an invocation.
+pub(super) struct ProvisionedOffer {
+    /// An idle environment with its pool's generation (to give it back with), if one is ready.
+    pub(super) environment: Option<(Arc<Environment>, u64)>,
+    /// The configuration's counters, which count the invocation either way.
+    pub(super) series: Arc<ProvisionedSeries>,
 }
 
 impl Executor {
@@ -67,12 +80,17 @@ impl Executor {
                     starting: 0,
                     idle: Vec::new(),
                     failure: None,
+                    resource: target.resource.clone(),
+                    series: Arc::clone(&target.series),
                 });
                 if pool.config_modified != target.config_modified {
                     pool.failure = None;
                     pool.config_modified = target.config_modified;
                 }
                 pool.requested = target.requested;
+                // The version's configuration may have moved from the version to an alias.
+                pool.resource = target.resource;
+                pool.series = target.series;
                 while pool.live > pool.requested {
                     let Some(surplus) = pool.idle.pop() else {
                         break; // The rest go when their invocations return them.
@@ -95,20 +113,41 @@ impl Executor {
             })
     }
 
-    /// An idle provisioned environment of `key`'s version, if one is ready, with its pool's
-    /// generation (to give it back with).
-    pub(super) fn take_provisioned(&self, key: &PoolKey) -> Option<(Arc<Environment>, u64)> {
+    /// What `key`'s version's provisioned pool offers, if it has one: an idle environment if
+    /// one is ready, and the configuration's counters.
+    pub(super) fn take_provisioned(&self, key: &PoolKey) -> Option<ProvisionedOffer> {
         let mut pools = self.lock_provisioned();
         let pool = pools.get_mut(key)?;
-        while let Some(environment) = pool.idle.pop() {
-            if environment.is_idle() {
-                return Some((environment, pool.generation));
+        let mut environment = None;
+        while let Some(candidate) = pool.idle.pop() {
+            if candidate.is_idle() {
+                environment = Some((candidate, pool.generation));
+                break;
             }
             // Died while idle: the next reaper tick starts a replacement.
-            environment.kill();
+            candidate.kill();
             pool.live -= 1;
         }
-        None
+        Some(ProvisionedOffer {
+            environment,
+            series: Arc::clone(&pool.series),
+        })
+    }
+
+    /// Every provisioned pool's busy and initialised environments, for the metrics.
+    pub(crate) fn provisioned_usage(&self) -> Vec<ProvisionedUsage> {
+        self.lock_provisioned()
+            .iter()
+            .map(|(key, pool)| {
+                let idle = u32::try_from(pool.idle.len()).unwrap_or(u32::MAX);
+                ProvisionedUsage {
+                    function: key.function.clone(),
+                    resource: pool.resource.clone(),
+                    busy: pool.live.saturating_sub(idle),
+                    allocated: pool.live,
+                }
+            })
+            .collect()
     }
 
     /// Returns a provisioned environment after its invocation: back to its pool if it is
