@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -125,6 +126,37 @@ def make_zip(files: dict[str, str | bytes], modes: dict[str, int] | None = None)
             info.external_attr = (0o100000 | mode) << 16
             archive.writestr(info, content)
     return buffer.getvalue()
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def aws_clients(server: KilnServer, config=None):
+    """boto3 Lambda and SQS clients for `server` (`config`: a botocore `Config`)."""
+    import boto3
+
+    common = {
+        "region_name": REGION,
+        "aws_access_key_id": "kiln-test",
+        "aws_secret_access_key": "kiln-test",
+    }
+    if config is not None:
+        common["config"] = config
+    return (
+        boto3.client("lambda", endpoint_url=server.url, **common),
+        boto3.client("sqs", endpoint_url=server.sqs_url, **common),
+    )
+
+
+def make_queue(sqs, name: str, **attributes) -> tuple[str, str]:
+    """Creates a queue of Kiln's; returns its URL and ARN."""
+    url = sqs.create_queue(
+        QueueName=name, Attributes={k: str(v) for k, v in attributes.items()}
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
 
 
 PYTHON_HANDLER_ZIP = make_zip({"handler.py": "def handler(event, context):\n    return event\n"})

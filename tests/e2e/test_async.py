@@ -14,14 +14,12 @@ import json
 import threading
 import time
 import urllib.request
-import uuid
 
-import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from kiln_harness import REGION, ROLE, KilnServer, make_zip
+from kiln_harness import REGION, ROLE, KilnServer, aws_clients, make_queue, make_zip, unique
 from recordings import assert_matches, error_response, recorded
 
 DESTINATIONS = "test_lambda_destinations.snapshot.json"
@@ -68,26 +66,9 @@ def server(tmp_path_factory):
 
 
 def clients(server):
-    common = {
-        "region_name": REGION,
-        "aws_access_key_id": "kiln-test",
-        "aws_secret_access_key": "kiln-test",
-        "config": Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=32),
-    }
-    return (
-        boto3.client("lambda", endpoint_url=server.url, **common),
-        boto3.client("sqs", endpoint_url=server.sqs_url, **common),
+    return aws_clients(
+        server, Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=32)
     )
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def make_queue(sqs, name: str) -> tuple[str, str]:
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return url, arn
 
 
 def make_recorder(lam, server, name: str, results_url: str, mode: str = "ok", **extra) -> str:

@@ -43,7 +43,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ParamValidationError
 
 from conftest import make_lambda_client
-from kiln_harness import ACCOUNT_ID, REGION, ROLE, KilnServer, make_zip
+from kiln_harness import ACCOUNT_ID, REGION, ROLE, KilnServer, make_zip, unique
 from recordings import assert_matches, error_response, recorded
 
 API = "test_lambda_api.snapshot.json"
@@ -314,10 +314,6 @@ def timed_functions(timed_client):
     made = Functions(timed_client)
     yield made
     made.delete_all()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def padded_code_zip(size: int, compression: int) -> bytes:

@@ -12,11 +12,10 @@ import json
 import time
 import uuid
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from kiln_harness import ACCOUNT_ID, REGION, ROLE, KilnServer, make_zip
+from kiln_harness import ACCOUNT_ID, REGION, ROLE, KilnServer, aws_clients, make_queue, make_zip, unique
 from recordings import assert_matches, error_response, recorded
 
 SQS_RECORDINGS = "event_source_mapping/test_lambda_integration_sqs.snapshot.json"
@@ -63,30 +62,6 @@ def server(tmp_path_factory):
     yield kiln
     if kiln.process is not None:
         kiln.stop()
-
-
-def clients(server):
-    common = {
-        "region_name": REGION,
-        "aws_access_key_id": "kiln-test",
-        "aws_secret_access_key": "kiln-test",
-    }
-    return (
-        boto3.client("lambda", endpoint_url=server.url, **common),
-        boto3.client("sqs", endpoint_url=server.sqs_url, **common),
-    )
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def make_queue(sqs, name: str, **attributes) -> tuple[str, str]:
-    url = sqs.create_queue(
-        QueueName=name, Attributes={k: str(v) for k, v in attributes.items()}
-    )["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return url, arn
 
 
 def make_recorder(lam, server, name: str, results_url: str, mode: str = "ok", timeout: int = 10):
@@ -158,7 +133,7 @@ def error_of(excinfo) -> tuple[int, str, str]:
 
 
 def test_messages_reach_the_function_as_lambdas_sqs_event(server):
-    lam, sqs = clients(server)
+    lam, sqs = aws_clients(server)
     results_url, _ = make_queue(sqs, unique("results"))
     url, arn = make_queue(sqs, unique("source"))
     name = unique("recorder")
@@ -227,7 +202,7 @@ def test_messages_reach_the_function_as_lambdas_sqs_event(server):
 
 
 def test_batch_size_and_window_gather_one_batch(server):
-    lam, sqs = clients(server)
+    lam, sqs = aws_clients(server)
     results_url, _ = make_queue(sqs, unique("results"))
     url, arn = make_queue(sqs, unique("source"))
     name = unique("recorder")
@@ -250,7 +225,7 @@ def test_batch_size_and_window_gather_one_batch(server):
 
 
 def test_partial_batch_failures_and_redrive(server):
-    lam, sqs = clients(server)
+    lam, sqs = aws_clients(server)
     results_url, _ = make_queue(sqs, unique("results"))
     dlq_url, dlq_arn = make_queue(sqs, unique("dlq"))
     url, arn = make_queue(
@@ -286,7 +261,7 @@ def test_partial_batch_failures_and_redrive(server):
 
 
 def test_a_failing_function_leaves_the_batch_for_retry(server):
-    lam, sqs = clients(server)
+    lam, sqs = aws_clients(server)
     results_url, _ = make_queue(sqs, unique("results"))
     url, arn = make_queue(sqs, unique("source"), VisibilityTimeout=2)
     name = unique("recorder")
@@ -303,7 +278,7 @@ def test_a_failing_function_leaves_the_batch_for_retry(server):
 
 
 def test_filter_criteria_drop_what_does_not_match(server):
-    lam, sqs = clients(server)
+    lam, sqs = aws_clients(server)
     results_url, _ = make_queue(sqs, unique("results"))
     url, arn = make_queue(sqs, unique("source"))
     name = unique("recorder")
@@ -327,7 +302,7 @@ def test_filter_criteria_drop_what_does_not_match(server):
 
 
 def test_disabled_mapping_stops_and_resumes(server):
-    lam, sqs = clients(server)
+    lam, sqs = aws_clients(server)
     results_url, _ = make_queue(sqs, unique("results"))
     url, arn = make_queue(sqs, unique("source"))
     name = unique("recorder")
@@ -353,7 +328,7 @@ def test_disabled_mapping_stops_and_resumes(server):
 
 
 def test_fifo_order_holds_per_message_group(server):
-    lam, sqs = clients(server)
+    lam, sqs = aws_clients(server)
     results_url, _ = make_queue(sqs, unique("results"))
     url, arn = make_queue(sqs, unique("source") + ".fifo", FifoQueue="true", ContentBasedDeduplication="true")
     name = unique("recorder")
@@ -372,7 +347,7 @@ def test_fifo_order_holds_per_message_group(server):
 
 
 def test_mapping_errors_as_aws(server):
-    lam, sqs = clients(server)
+    lam, sqs = aws_clients(server)
     _, arn = make_queue(sqs, unique("source"), VisibilityTimeout=30)
     name = unique("recorder")
     make_recorder(lam, server, name, "http://unused", timeout=10)
@@ -441,7 +416,7 @@ def test_mapping_errors_as_aws(server):
 def test_mappings_with_the_aws_cli(server, tmp_path):
     from conftest import AwsCli
 
-    lam, sqs = clients(server)
+    lam, sqs = aws_clients(server)
     _, arn = make_queue(sqs, unique("source"))
     name = unique("recorder")
     make_recorder(lam, server, name, "http://unused")
@@ -461,7 +436,7 @@ def test_mappings_with_the_aws_cli(server, tmp_path):
 def test_kill9_with_messages_in_flight_loses_nothing(tmp_path):
     server = KilnServer(tmp_path / "data").start()
     try:
-        lam, sqs = clients(server)
+        lam, sqs = aws_clients(server)
         results_url, _ = make_queue(sqs, "results")
         url, arn = make_queue(sqs, "source", VisibilityTimeout=3)
         make_recorder(lam, server, "recorder", results_url, timeout=3)
@@ -477,7 +452,7 @@ def test_kill9_with_messages_in_flight_loses_nothing(tmp_path):
             seen |= {r["body"] for r in records(collect(sqs, results_url, 1))}
         server.kill9()
         server.restart()
-        lam, sqs = clients(server)
+        lam, sqs = aws_clients(server)
         deadline = time.monotonic() + 60
         while not set(sent) <= seen:
             assert time.monotonic() < deadline, f"never processed: {sorted(set(sent) - seen, key=int)[:20]}"

@@ -13,13 +13,12 @@ import base64
 import hashlib
 import json
 import urllib.request
-import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 
 from conftest import make_lambda_client
-from kiln_harness import ACCOUNT_ID, REGION, ROLE, KilnServer, make_zip
+from kiln_harness import ACCOUNT_ID, REGION, ROLE, KilnServer, make_zip, unique
 from recordings import assert_matches, error_response, recorded
 
 API = "test_lambda_api.snapshot.json"
@@ -64,10 +63,6 @@ done
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def layer_arn(name: str, version: int | None = None) -> str:

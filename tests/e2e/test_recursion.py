@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import time
 import urllib.request
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -26,7 +24,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from kiln_harness import REGION, ROLE, KilnServer, make_zip
+from kiln_harness import ROLE, KilnServer, aws_clients, make_queue, make_zip, unique
 from recordings import assert_matches, error_response, recorded
 
 API = "test_lambda_api.snapshot.json"
@@ -114,16 +112,7 @@ def server(tmp_path_factory):
 
 
 def clients(server):
-    common = {
-        "region_name": REGION,
-        "aws_access_key_id": "kiln-test",
-        "aws_secret_access_key": "kiln-test",
-        "config": Config(retries={"max_attempts": 1, "mode": "standard"}),
-    }
-    return (
-        boto3.client("lambda", endpoint_url=server.url, **common),
-        boto3.client("sqs", endpoint_url=server.sqs_url, **common),
-    )
+    return aws_clients(server, Config(retries={"max_attempts": 1, "mode": "standard"}))
 
 
 @pytest.fixture(scope="module")
@@ -133,16 +122,6 @@ def boto3_layer(server):
         LayerName="boto3", Content={"ZipFile": boto3_layer_zip()}, CompatibleRuntimes=["python3.12"]
     )
     return published["LayerVersionArn"]
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def make_queue(sqs, name: str, **attributes) -> tuple[str, str]:
-    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return url, arn
 
 
 def make_looper(lam, name: str, layer: str, variables: dict, **extra) -> str:

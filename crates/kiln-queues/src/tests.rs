@@ -51,6 +51,32 @@ fn receive(max: usize) -> ReceiveRequest {
     }
 }
 
+/// Creates `source` with a redrive policy to a new queue `dead_letter`, which it returns.
+async fn with_dead_letter_queue(
+    service: &QueueService,
+    source: &str,
+    dead_letter: &str,
+    max_receive_count: u32,
+) -> crate::QueueInfo {
+    let dlq = service
+        .create_queue(dead_letter, &BTreeMap::new(), BTreeMap::new())
+        .await
+        .unwrap();
+    let policy = format!(
+        r#"{{"deadLetterTargetArn":"{}","maxReceiveCount":{max_receive_count}}}"#,
+        dlq.arn
+    );
+    service
+        .create_queue(
+            source,
+            &attrs(&[("RedrivePolicy", &policy)]),
+            BTreeMap::new(),
+        )
+        .await
+        .unwrap();
+    dlq
+}
+
 fn bodies(messages: &[ReceivedMessage]) -> Vec<&str> {
     messages.iter().map(|m| m.body.as_str()).collect()
 }
@@ -230,22 +256,7 @@ async fn fifo_deduplicates_within_the_window_and_across_restarts() {
 async fn redrive_moves_messages_after_max_receives() {
     let dir = tempfile::tempdir().unwrap();
     let service = open(dir.path());
-    let dlq = service
-        .create_queue("dlq", &BTreeMap::new(), BTreeMap::new())
-        .await
-        .unwrap();
-    let policy = format!(
-        r#"{{"deadLetterTargetArn":"{}","maxReceiveCount":2}}"#,
-        dlq.arn
-    );
-    service
-        .create_queue(
-            "src",
-            &attrs(&[("RedrivePolicy", &policy)]),
-            BTreeMap::new(),
-        )
-        .await
-        .unwrap();
+    with_dead_letter_queue(&service, "src", "dlq", 2).await;
     let sent = service.send("src", body("poison")).await.unwrap();
     let zero = ReceiveRequest {
         max_messages: 1,
@@ -275,22 +286,7 @@ async fn received_messages_move_to_the_dead_letter_queue_on_demand() {
     let dir = tempfile::tempdir().unwrap();
     let dlq_arn = {
         let service = open(dir.path());
-        let dlq = service
-            .create_queue("dlq", &BTreeMap::new(), BTreeMap::new())
-            .await
-            .unwrap();
-        let policy = format!(
-            r#"{{"deadLetterTargetArn":"{}","maxReceiveCount":5}}"#,
-            dlq.arn
-        );
-        service
-            .create_queue(
-                "src",
-                &attrs(&[("RedrivePolicy", &policy)]),
-                BTreeMap::new(),
-            )
-            .await
-            .unwrap();
+        let dlq = with_dead_letter_queue(&service, "src", "dlq", 5).await;
         service
             .create_queue("plain", &BTreeMap::new(), BTreeMap::new())
             .await

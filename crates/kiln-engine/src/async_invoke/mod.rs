@@ -291,6 +291,24 @@ impl Engine {
                 },
             )
             .await;
+        if let Err(error) = &outcome
+            && let Some(last) = self.unretried_outcome(&name, error)
+        {
+            // An earlier attempt's response, if there was one, stays the one reported.
+            if event.last_result.is_none() || event.attempts == 0 {
+                event.last_result = serde_json::to_string(&last).ok();
+            }
+            tracing::debug!(function = %name, request_id = %event.request_id, %error, "async event failed without retries");
+            self.fail(
+                &name,
+                qualifier.as_ref(),
+                &event,
+                Condition::RetriesExhausted,
+                &config,
+            )
+            .await;
+            return;
+        }
         let next_delay = match outcome {
             Ok(response) => {
                 event.attempts += 1;
@@ -332,49 +350,10 @@ impl Engine {
                 }
                 policy.after_function_error(event.attempts)
             }
-            Err(EngineError::RecursiveInvocation { .. }) => {
-                // Lambda does not retry an event caught in a loop: it goes to the dead-letter
-                // queue or on-failure destination at once.
-                let last = LastResult::NotRun {
-                    status: 400,
-                    message: crate::recursion::STOPPED_MESSAGE.to_owned(),
-                };
-                event.last_result = serde_json::to_string(&last).ok();
-                self.fail(
-                    &name,
-                    qualifier.as_ref(),
-                    &event,
-                    Condition::RetriesExhausted,
-                    &config,
-                )
-                .await;
-                return;
-            }
             Err(EngineError::FunctionNotFound { .. }) => {
                 // The function (or its version or alias) was deleted since the event came.
                 tracing::warn!(function = %name, request_id = %event.request_id, "dropping an async event: the function no longer exists");
                 self.finish(&event, Some(&counters)).await;
-                return;
-            }
-            Err(error @ EngineError::Throttled { .. }) if self.throttled_entirely(&name) => {
-                // Lambda does not retry the events of a function whose reserved concurrency is
-                // 0: they fail at once, to the dead-letter queue and on-failure destination.
-                if event.last_result.is_none() || event.attempts == 0 {
-                    let last = LastResult::NotRun {
-                        status: 429,
-                        message: error.to_string(),
-                    };
-                    event.last_result = serde_json::to_string(&last).ok();
-                }
-                tracing::debug!(function = %name, request_id = %event.request_id, "async event of a function with reserved concurrency 0");
-                self.fail(
-                    &name,
-                    qualifier.as_ref(),
-                    &event,
-                    Condition::RetriesExhausted,
-                    &config,
-                )
-                .await;
                 return;
             }
             Err(error) => {
@@ -434,6 +413,25 @@ impl Engine {
             .registry
             .get(name)
             .is_some_and(|function| function.reserved_concurrency == Some(0))
+    }
+
+    /// The outcome to report for the errors Lambda does not retry an asynchronous event on:
+    /// a recursive loop it stopped, and a function whose reserved concurrency is 0. Their
+    /// events go to the dead-letter queue and on-failure destination at once.
+    fn unretried_outcome(&self, name: &FunctionName, error: &EngineError) -> Option<LastResult> {
+        match error {
+            EngineError::RecursiveInvocation { .. } => Some(LastResult::NotRun {
+                status: 400,
+                message: crate::recursion::STOPPED_MESSAGE.to_owned(),
+            }),
+            EngineError::Throttled { .. } if self.throttled_entirely(name) => {
+                Some(LastResult::NotRun {
+                    status: 429,
+                    message: error.to_string(),
+                })
+            }
+            _ => None,
+        }
     }
 
     /// Delivers a failed event to the dead-letter queue and the on-failure destination (or
