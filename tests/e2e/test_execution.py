@@ -37,7 +37,10 @@ REPORT = re.compile(
     r"(?P<status>Status: .*)?$"
 )
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
-TRACE_ID = re.compile(r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=[01]$")
+# X-Ray's header, with the Lineage that recursive loop detection adds (this invocation: 1).
+TRACE_ID = re.compile(
+    r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=[01];Lineage=[0-9a-f]{8}:1$"
+)
 MAX_RESPONSE = 6_291_556
 
 # ---------------------------------------------------------------------------------------------
@@ -772,6 +775,7 @@ def expected_environment(kiln, name, family, handler, memory):
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
         "_AWS_XRAY_DAEMON_PORT": "2000",
         "AWS_ENDPOINT_URL": kiln.url,
+        "AWS_ENDPOINT_URL_SQS": kiln.sqs_url,
         **USER_VARIABLES,
     }
     if family == "python":

@@ -53,7 +53,10 @@ REPORT = re.compile(
     r"Memory Size: (?P<memory>\d+) MB\tMax Memory Used: \d+ MB\t"
     r"(?:Init Duration: (?P<init>\d+\.\d\d) ms\t)?(?P<status>Status: .*)?$"
 )
-TRACE_ID = re.compile(r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=[01]$")
+# X-Ray's header, with the Lineage that recursive loop detection adds (this invocation: 1).
+TRACE_ID = re.compile(
+    r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=[01];Lineage=[0-9a-f]{8}:1$"
+)
 
 
 def run_build(command: list[str], what: str, timeout: int, **kwargs) -> float:
