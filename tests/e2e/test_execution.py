@@ -1110,7 +1110,9 @@ def make_lambda_client_for(client):
 
 @pytest.mark.parametrize("family", ["python", "node", "shell"])
 def test_timeout_then_a_fresh_runtime_with_the_same_tmp(lambda_client, function_name, family):
-    create(lambda_client, function_name, family, "count", Timeout=1)
+    # A whole vCPU (1,769 MB): at 128 MB's share, the shell runtime's six process starts per
+    # invocation can by themselves take most of the 1 s timeout on a slow machine.
+    create(lambda_client, function_name, family, "count", Timeout=1, MemorySize=1769)
     first = invoke(lambda_client, function_name, {})
     second = invoke(lambda_client, function_name, {})
     assert second.function_error is None, second.raw
@@ -1130,7 +1132,7 @@ def test_timeout_then_a_fresh_runtime_with_the_same_tmp(lambda_client, function_
         "errorType": "Sandbox.Timedout",
         "errorMessage": f"RequestId: {request_id} Error: Task timed out after 1.00 seconds",
     }
-    report = assert_tail_shape(timed_out, cold=False, status="Status: timeout")
+    report = assert_tail_shape(timed_out, memory=1769, cold=False, status="Status: timeout")
     assert 950 <= float(report["duration"]) < 2500
     assert "sleeping" in timed_out.tail
     assert any(
@@ -1149,7 +1151,7 @@ def test_timeout_then_a_fresh_runtime_with_the_same_tmp(lambda_client, function_
     separator = "," if family == "shell" else "\n"
     assert after.payload["tmp"] == separator.join(["1", "2", "1"]) + separator
     assert after.payload["stream"] != second["stream"], "a new runtime (new environment id)"
-    assert_tail_shape(after, cold=True)
+    assert_tail_shape(after, memory=1769, cold=True)
 
 
 CRASHES = [
