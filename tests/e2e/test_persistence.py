@@ -428,3 +428,48 @@ def test_second_server_on_the_same_data_dir_is_refused(server):
         assert exists(make_lambda_client(replacement.url), "owned")
     finally:
         assert replacement.stop() == 0
+
+
+def sandbox_pids_of(server_pid: int) -> list[int]:
+    """Processes in the sandbox cgroups of the Kiln process `server_pid` (none without cgroups)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cgroup") as cgroups:
+                if f"/kiln-{server_pid}/" in cgroups.read():
+                    pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def test_sandboxes_frozen_when_the_server_was_killed_are_gone_after_a_restart(tmp_path):
+    """A sandbox frozen between invocations cannot die while frozen, not even of the
+    parent-death signal it gets when `kill -9` takes its server: the next Kiln thaws and kills
+    what a dead one left behind."""
+    kiln = KilnServer(tmp_path / "data", "--freeze-after", "100ms").start()
+    try:
+        client = make_lambda_client(kiln.url)
+        client.create_function(
+            FunctionName="frozen", Runtime="python3.12", Role=ROLE, Handler="handler.handler",
+            Code={"ZipFile": PYTHON_HANDLER_ZIP},
+        )
+        client.get_waiter("function_active_v2").wait(FunctionName="frozen", WaiterConfig=FAST)
+        assert client.invoke(FunctionName="frozen", Payload=b'{"a": 1}')["StatusCode"] == 200
+        old_pid = kiln.process.pid
+        left = sandbox_pids_of(old_pid)
+        if not left:
+            pytest.skip("no sandbox cgroups on this machine: plain processes die with their server")
+        time.sleep(1)  # idle long enough to be frozen
+        kiln.kill9()
+        time.sleep(0.5)
+        kiln.restart()
+        deadline = time.monotonic() + 10
+        while any(os.path.exists(f"/proc/{pid}") for pid in left):
+            assert time.monotonic() < deadline, f"sandbox processes {left} outlived their server"
+            time.sleep(0.1)
+        assert sandbox_pids_of(old_pid) == []
+    finally:
+        kiln.stop()

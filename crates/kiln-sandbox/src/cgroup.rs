@@ -221,9 +221,17 @@ impl CgroupParent {
         };
         match version {
             CgroupVersion::V1 => {
+                let bases = V1_CONTROLLERS
+                    .iter()
+                    .map(|controller| find(controller))
+                    .collect::<io::Result<Vec<_>>>()?;
+                // Every hierarchy is cleared of stale processes before any directory is
+                // removed: a v1 freezer's frozen processes die only once thawed.
+                for base in &bases {
+                    stop_stale(base);
+                }
                 let mut dirs = Vec::new();
-                for controller in V1_CONTROLLERS {
-                    let base = find(controller)?;
+                for base in bases {
                     remove_stale(&base);
                     let dir = base.join(&name);
                     fs::create_dir_all(&dir)?;
@@ -240,6 +248,7 @@ impl CgroupParent {
             }
             CgroupVersion::V2 => {
                 let base = find("")?;
+                stop_stale(&base);
                 remove_stale(&base);
                 // v2 allows controllers only in cgroups without processes of their own: the
                 // parent gets the controllers and each sandbox is a leaf below it.
@@ -436,29 +445,57 @@ impl CgroupPool {
     }
 }
 
-/// Removes `kiln-<pid>` cgroups of processes that no longer exist.
-fn remove_stale(base: &Path) {
+/// The `kiln-<pid>` cgroups under `base` of Kiln processes that no longer exist.
+fn stale_parents(base: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(base) else {
-        return;
+        return Vec::new();
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|name| name.strip_prefix("kiln-"))
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
+    entries
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.strip_prefix("kiln-"))
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| {
+                    pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+                })
+        })
+        .map(|entry| entry.path())
+        .collect()
+}
+
+fn sandbox_dirs(parent: &Path) -> Vec<PathBuf> {
+    fs::read_dir(parent)
+        .map(|children| {
+            children
+                .flatten()
+                .map(|child| child.path())
+                .filter(|path| path.is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Kills what still runs in the sandboxes of Kiln processes that are gone. A sandbox frozen
+/// when its server died is thawed first: its processes cannot die while frozen, not even of
+/// the parent-death signal they already got.
+fn stop_stale(base: &Path) {
+    for parent in stale_parents(base) {
+        for sandbox in sandbox_dirs(&parent) {
+            let _ = fs::write(sandbox.join("freezer.state"), "THAWED");
+            let _ = fs::write(sandbox.join("cgroup.freeze"), "0");
+            kill_all_in(&sandbox);
         }
-        let parent = entry.path();
-        if let Ok(children) = fs::read_dir(&parent) {
-            for child in children.flatten().filter(|c| c.path().is_dir()) {
-                kill_all_in(&child.path());
-                remove_dir_retrying(&child.path());
-            }
+    }
+}
+
+/// Removes the cgroups of Kiln processes that are gone ([`stop_stale`] emptied them).
+fn remove_stale(base: &Path) {
+    for parent in stale_parents(base) {
+        for sandbox in sandbox_dirs(&parent) {
+            remove_dir_retrying(&sandbox);
         }
         remove_dir_retrying(&parent);
         tracing::info!(cgroup = %parent.display(), "removed a stale sandbox cgroup");
