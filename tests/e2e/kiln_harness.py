@@ -159,4 +159,18 @@ def make_queue(sqs, name: str, **attributes) -> tuple[str, str]:
     return url, arn
 
 
+def scrape_metrics(server: KilnServer) -> tuple[str, dict[str, float]]:
+    """`GET /metrics`: the text, and every sample by its name with labels."""
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return text, samples
+
+
 PYTHON_HANDLER_ZIP = make_zip({"handler.py": "def handler(event, context):\n    return event\n"})

@@ -6,10 +6,9 @@ import json
 import re
 import threading
 import time
-import urllib.request
 
 from conftest import make_lambda_client
-from kiln_harness import ROLE, make_zip
+from kiln_harness import ROLE, make_zip, scrape_metrics
 
 SOURCE = """\
 import time
@@ -23,19 +22,6 @@ def handler(event, context):
 """
 
 
-def scrape(kiln) -> tuple[str, dict[str, float]]:
-    with urllib.request.urlopen(f"{kiln.url}/metrics", timeout=10) as response:
-        assert response.status == 200
-        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        text = response.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
-    return text, samples
-
-
 def test_invocations_errors_durations_and_concurrency(kiln, lambda_client, function_name):
     lambda_client.create_function(
         FunctionName=function_name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
@@ -47,7 +33,7 @@ def test_invocations_errors_durations_and_concurrency(kiln, lambda_client, funct
     lambda_client.publish_version(FunctionName=function_name)
     lambda_client.invoke(FunctionName=function_name, Qualifier="1", Payload=b"{}")
 
-    text, samples = scrape(kiln)
+    text, samples = scrape_metrics(kiln)
     latest = f'function_name="{function_name}",executed_version="$LATEST"'
     assert samples[f"kiln_lambda_invocations_total{{{latest}}}"] == 3
     assert samples[f"kiln_lambda_errors_total{{{latest}}}"] == 1
@@ -69,12 +55,12 @@ def test_invocations_errors_durations_and_concurrency(kiln, lambda_client, funct
     thread.start()
     deadline = time.monotonic() + 5
     key = f'kiln_lambda_concurrent_executions{{function_name="{function_name}"}}'
-    while scrape(kiln)[1].get(key) != 1:
+    while scrape_metrics(kiln)[1].get(key) != 1:
         assert time.monotonic() < deadline, "the running invocation never showed"
         time.sleep(0.05)
-    assert scrape(kiln)[1]["kiln_lambda_concurrent_executions"] >= 1
+    assert scrape_metrics(kiln)[1]["kiln_lambda_concurrent_executions"] >= 1
     thread.join()
-    assert scrape(kiln)[1][key] == 0
+    assert scrape_metrics(kiln)[1][key] == 0
 
 
 def test_provisioned_concurrency_invocations_spillover_and_utilization(kiln, lambda_client, function_name):
@@ -104,7 +90,7 @@ def test_provisioned_concurrency_invocations_spillover_and_utilization(kiln, lam
         spillover = "kiln_lambda_provisioned_concurrency_spillover_invocations_total"
         running = "kiln_lambda_provisioned_concurrent_executions"
         utilization = "kiln_lambda_provisioned_concurrency_utilization"
-        text, samples = scrape(kiln)
+        text, samples = scrape_metrics(kiln)
         for family, kind in ((provisioned, "counter"), (spillover, "counter"),
                              (running, "gauge"), (utilization, "gauge")):
             assert f"# TYPE {family} {kind}\n" in text, family
@@ -116,7 +102,7 @@ def test_provisioned_concurrency_invocations_spillover_and_utilization(kiln, lam
 
         lambda_client.invoke(FunctionName=function_name, Qualifier=version, Payload=b"{}")
         lambda_client.invoke(FunctionName=function_name, Payload=b"{}")  # $LATEST: not provisioned
-        samples = scrape(kiln)[1]
+        samples = scrape_metrics(kiln)[1]
         assert samples[f"{provisioned}{{{resource}}}"] == 1
         assert samples[f"{provisioned}{{{function}}}"] == 1
         assert samples[f"{spillover}{{{resource}}}"] == 0
@@ -142,17 +128,17 @@ def test_provisioned_concurrency_invocations_spillover_and_utilization(kiln, lam
         barrier.wait()
         # While they run, both provisioned environments are busy.
         deadline = time.monotonic() + 3
-        while scrape(kiln)[1].get(f"{running}{{{resource}}}") != 2:
+        while scrape_metrics(kiln)[1].get(f"{running}{{{resource}}}") != 2:
             assert time.monotonic() < deadline, "the busy provisioned environments never showed"
             time.sleep(0.05)
-        samples = scrape(kiln)[1]
+        samples = scrape_metrics(kiln)[1]
         assert samples[f"{running}{{{function}}}"] == 2
         assert samples[f"{utilization}{{{resource}}}"] == 1
         for thread in threads:
             thread.join()
         assert not errors, errors
 
-        samples = scrape(kiln)[1]
+        samples = scrape_metrics(kiln)[1]
         assert samples[f"{provisioned}{{{resource}}}"] == 3
         assert samples[f"{spillover}{{{resource}}}"] == 2
         assert samples[f"{spillover}{{{function}}}"] == 2

@@ -11,11 +11,8 @@ knows about Kiln's lineage. Expected shapes and messages come from the AWS recor
 
 from __future__ import annotations
 
-import io
 import json
 import time
-import urllib.request
-import zipfile
 from pathlib import Path
 
 import boto3
@@ -24,7 +21,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from kiln_harness import ROLE, KilnServer, aws_clients, make_queue, make_zip, unique
+from kiln_harness import ROLE, KilnServer, aws_clients, make_queue, make_zip, scrape_metrics, unique
 from recordings import assert_matches, error_response, recorded
 
 API = "test_lambda_api.snapshot.json"
@@ -77,28 +74,23 @@ def boto3_layer_zip() -> bytes:
     them; botocore's service models cut down to the two services the functions call."""
     site = Path(boto3.__file__).resolve().parents[1]
     botocore_dir = Path(botocore.__file__).resolve().parent
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        def add_tree(root: Path, under: str, skip=lambda path: False):
-            for path in sorted(root.rglob("*")):
-                if path.is_dir() or "__pycache__" in path.parts or skip(path):
-                    continue
-                info = zipfile.ZipInfo(f"python/{under}/{path.relative_to(root)}")
-                info.external_attr = 0o100644 << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(info, path.read_bytes())
+    files: dict[str, bytes] = {}
 
-        def unused_model(path: Path) -> bool:
-            relative = path.relative_to(botocore_dir).parts
-            return len(relative) > 2 and relative[0] == "data" and relative[1] not in ("lambda", "sqs")
+    def add_tree(root: Path, under: str, skip=lambda path: False):
+        for path in sorted(root.rglob("*")):
+            if path.is_dir() or "__pycache__" in path.parts or skip(path):
+                continue
+            files[f"python/{under}/{path.relative_to(root)}"] = path.read_bytes()
 
-        add_tree(botocore_dir, "botocore", unused_model)
-        for package in ("boto3", "jmespath", "dateutil", "s3transfer", "urllib3"):
-            add_tree(site / package, package)
-        info = zipfile.ZipInfo("python/six.py")
-        info.external_attr = 0o100644 << 16
-        archive.writestr(info, (site / "six.py").read_bytes())
-    return buffer.getvalue()
+    def unused_model(path: Path) -> bool:
+        relative = path.relative_to(botocore_dir).parts
+        return len(relative) > 2 and relative[0] == "data" and relative[1] not in ("lambda", "sqs")
+
+    add_tree(botocore_dir, "botocore", unused_model)
+    for package in ("boto3", "jmespath", "dateutil", "s3transfer", "urllib3"):
+        add_tree(site / package, package)
+    files["python/six.py"] = (site / "six.py").read_bytes()
+    return make_zip(files)
 
 
 @pytest.fixture(scope="module")
@@ -163,13 +155,10 @@ def lineage(trace: str) -> dict[str, int]:
     return {}
 
 
-def metric(server, name: str, function: str) -> float:
-    text = urllib.request.urlopen(f"{server.url}/metrics", timeout=10).read().decode()
-    prefix = f'{name}{{function_name="{function}"}} '
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            return float(line[len(prefix):])
-    return 0.0
+def dropped(server, function: str) -> float:
+    """The function's `kiln_lambda_recursive_invocations_dropped_total`."""
+    samples = scrape_metrics(server)[1]
+    return samples[f'kiln_lambda_recursive_invocations_dropped_total{{function_name="{function}"}}']
 
 
 def test_recursion_config_defaults_to_terminate_and_round_trips(server, tmp_path):
@@ -254,9 +243,9 @@ def test_a_loop_through_a_queue_stops_after_16_rounds(server, boto3_layer):
     assert json.loads(stopped["Body"]) == {"n": LIMIT + 1}
     assert list(lineage(stopped["Attributes"]["AWSTraceHeader"]).values()) == [LIMIT]
     assert not sqs.receive_message(QueueUrl=loop_url, WaitTimeSeconds=1).get("Messages")
-    assert metric(server, "kiln_lambda_recursive_invocations_dropped_total", name) == 1
-    text = urllib.request.urlopen(f"{server.url}/metrics", timeout=10).read().decode()
-    assert f'kiln_lambda_invocations_total{{function_name="{name}",executed_version="$LATEST"}} {LIMIT}\n' in text
+    assert dropped(server, name) == 1
+    samples = scrape_metrics(server)[1]
+    assert samples[f'kiln_lambda_invocations_total{{function_name="{name}",executed_version="$LATEST"}}'] == LIMIT
 
 
 def test_allow_lets_a_loop_run_on(server, boto3_layer):
@@ -271,7 +260,7 @@ def test_allow_lets_a_loop_run_on(server, boto3_layer):
     sqs.send_message(QueueUrl=loop_url, MessageBody=json.dumps({"n": 1}))
     reports = [json.loads(message["Body"]) for message in drain(sqs, results_url)]
     assert sorted(report["n"] for report in reports) == list(range(1, 21))
-    assert metric(server, "kiln_lambda_recursive_invocations_dropped_total", name) == 0
+    assert dropped(server, name) == 0
 
 
 def test_an_async_self_invocation_loop_stops_and_goes_to_the_dlq_and_on_failure(server, boto3_layer):
@@ -308,7 +297,7 @@ def test_an_async_self_invocation_loop_stops_and_goes_to_the_dlq_and_on_failure(
     assert record["requestPayload"] == {"n": LIMIT + 1}
     assert record["responseContext"] == {"statusCode": 400}
     assert record["responsePayload"] == {"errorMessage": STOPPED}
-    assert metric(server, "kiln_lambda_recursive_invocations_dropped_total", name) == 1
+    assert dropped(server, name) == 1
 
 
 def test_a_synchronous_invoke_in_a_loop_is_refused(server):
