@@ -129,7 +129,7 @@ fn log_error(operation: &str, error: &ApiError) {
 }
 
 fn new_request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    kiln_engine::ids::new_request_id()
 }
 
 fn with_request_id(mut response: Response, request_id: &str) -> Response {

@@ -15,6 +15,7 @@ mod concurrency_settings;
 mod error;
 mod event_sources;
 pub mod execution;
+pub mod ids;
 mod layers;
 pub mod metrics;
 pub mod recursion;

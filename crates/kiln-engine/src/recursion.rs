@@ -47,7 +47,7 @@ pub struct TraceHeader {
 impl TraceHeader {
     /// A new trace: `Root=1-<epoch hex>-<96-bit hex>;Parent=<64-bit hex>;Sampled=0`.
     pub fn fresh() -> Self {
-        let random = uuid::Uuid::new_v4().simple().to_string();
+        let random = crate::ids::fast_uuid().simple().to_string();
         let seconds = kiln_core::now_millis() / 1000;
         Self {
             fields: vec![

@@ -602,7 +602,7 @@ impl Engine {
                 self.invoke_async(
                     &target,
                     qualifier.as_ref(),
-                    uuid::Uuid::new_v4().to_string(),
+                    crate::ids::new_request_id(),
                     Bytes::from(record.to_string()),
                     None,
                 )
