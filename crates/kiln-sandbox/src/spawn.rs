@@ -93,7 +93,8 @@ struct PlannedBind {
     source: CString,
     target: CString,
     writable: bool,
-    is_file: bool,
+    /// A file bind whose mount point the child creates first.
+    touch: bool,
 }
 
 /// Everything the child needs, prepared before the clone.
@@ -150,6 +151,9 @@ impl ChildPlan {
         gid: u32,
     ) -> Result<Self, SandboxError> {
         let mut directories: Vec<PathBuf> = Vec::new();
+        // Directories bound so far: a later mount inside one uses the bound source's own
+        // directory as its mount point, so nothing is created for it in the root.
+        let mut bound_dirs: Vec<PathBuf> = Vec::new();
         let mut ensure_dir = |inside: &Path| {
             // Every ancestor, shallowest first, so that mkdir succeeds without recursion.
             let mut ancestors: Vec<&Path> = inside.ancestors().collect();
@@ -169,6 +173,11 @@ impl ChildPlan {
         let mut tmpfs = Vec::new();
         let mut volumes = Vec::new();
         for mount in &spec.mounts {
+            let inside_bound = |target: &Path| {
+                bound_dirs
+                    .iter()
+                    .any(|bound| target != bound && target.starts_with(bound))
+            };
             match mount {
                 Mount::Bind {
                     source,
@@ -176,18 +185,25 @@ impl ChildPlan {
                     writable,
                 } => {
                     let is_file = source.metadata().map(|m| !m.is_dir()).unwrap_or(false);
-                    if is_file {
+                    let inside = inside_bound(target);
+                    if inside {
+                        // The mount point comes with the bound directory.
+                    } else if is_file {
                         if let Some(parent) = target.parent() {
                             ensure_dir(parent);
                         }
                     } else {
                         ensure_dir(target);
                     }
+                    if !is_file {
+                        bound_dirs.push(target.clone());
+                    }
                     binds.push(PlannedBind {
                         source: path_cstring(source)?,
                         target: path_cstring(&under(root, target))?,
                         writable: *writable,
-                        is_file,
+                        // A file inside a bound directory is its own mount point.
+                        touch: is_file && !inside,
                     });
                 }
                 Mount::Tmpfs { target, size_bytes } => {
@@ -388,7 +404,7 @@ fn child_main(plan: &ChildPlan, error_fd: RawFd) -> ! {
         step!(Step::Symlink, sys::symlink(target, link));
     }
     for bind in &plan.binds {
-        if bind.is_file {
+        if bind.touch {
             step!(Step::BindFile, sys::touch(&bind.target));
         }
         step!(

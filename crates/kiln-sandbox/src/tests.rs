@@ -202,6 +202,56 @@ async fn isolated_processes_see_only_their_mounts_as_an_unprivileged_user() {
 }
 
 #[tokio::test]
+async fn mounts_inside_a_bound_directory_use_its_own_mount_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(sandboxer) = isolating(dir.path()) else {
+        return;
+    };
+    // Like Kiln's /etc: one directory bound read-only, a host directory bound on top of one of
+    // its (empty) subdirectories.
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(etc.join("certs")).unwrap();
+    std::fs::write(etc.join("hosts"), "127.0.0.1 localhost\n").unwrap();
+    let certs = dir.path().join("host-certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::write(certs.join("ca.pem"), "pem").unwrap();
+    let mut mounts = host_system_mounts();
+    mounts.push(Mount::Bind {
+        source: etc.clone(),
+        target: "/etc".into(),
+        writable: false,
+    });
+    mounts.push(Mount::Bind {
+        source: certs,
+        target: "/etc/certs".into(),
+        writable: false,
+    });
+    let script = "cat /etc/hosts; cat /etc/certs/ca.pem; echo; \
+                  (touch /etc/new 2>/dev/null && echo etc-writable) || echo etc-readonly; \
+                  (touch /etc/certs/new 2>/dev/null && echo certs-writable) || echo certs-readonly";
+    let run = run_to_end(&sandboxer, script, mounts, 128).await;
+    assert_eq!(run.status, ExitStatus::Exited(0), "{}", run.stdout);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "127.0.0.1 localhost",
+            "pem",
+            "etc-readonly",
+            "certs-readonly"
+        ]
+    );
+    // The sandbox's mounts changed nothing in the bound directory on the host.
+    let mut entries: Vec<String> = std::fs::read_dir(&etc)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, ["certs", "hosts"]);
+    assert_eq!(std::fs::read_dir(etc.join("certs")).unwrap().count(), 0);
+}
+
+#[tokio::test]
 async fn tmp_is_limited_to_its_size() {
     let dir = tempfile::tempdir().unwrap();
     let Some(sandboxer) = isolating(dir.path()) else {

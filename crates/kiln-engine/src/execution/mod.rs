@@ -1228,8 +1228,32 @@ pub fn runtime_version_arn(account: &AccountContext, runtime: &str) -> String {
     )
 }
 
+/// The host's `/etc` files a runtime needs (name resolution, time zone, MIME types, the loader's
+/// cache), copied into the generated `/etc` at start.
+const ETC_FILES: [&str; 11] = [
+    "resolv.conf",
+    "hosts",
+    "nsswitch.conf",
+    "host.conf",
+    "gai.conf",
+    "services",
+    "protocols",
+    "mime.types",
+    "ld.so.cache",
+    "localtime",
+    "ca-certificates.conf",
+];
+
+/// The host's `/etc` directories a runtime needs (certificates), bound read-only on top.
+const ETC_DIRECTORIES: [&str; 4] = ["ssl", "ca-certificates", "alternatives", "pki"];
+
 /// `/usr`, the root's links into it, the `/etc` essentials and the device nodes a runtime
 /// needs, read-only except the devices.
+///
+/// `/etc` is one bind of `generated_etc` (Kiln's `passwd` and `group` plus copies of
+/// [`ETC_FILES`], refreshed at every start) with the [`ETC_DIRECTORIES`] bound on top: a mount
+/// and a file per entry in every sandbox cost about 20 kB of kernel memory each time and a few
+/// system calls per cold start.
 fn system_mounts(generated_etc: &Path) -> Vec<Mount> {
     let mut mounts = vec![Mount::Bind {
         source: "/usr".into(),
@@ -1248,39 +1272,29 @@ fn system_mounts(generated_etc: &Path) -> Vec<Mount> {
             Err(_) => {}
         }
     }
-    for file in ["passwd", "group"] {
-        mounts.push(Mount::Bind {
-            source: generated_etc.join(file),
-            target: Path::new("/etc").join(file),
-            writable: false,
-        });
+    for name in ETC_FILES {
+        copy_etc_file(&Path::new("/etc").join(name), &generated_etc.join(name));
     }
-    for name in [
-        "resolv.conf",
-        "hosts",
-        "nsswitch.conf",
-        "host.conf",
-        "gai.conf",
-        "services",
-        "protocols",
-        "mime.types",
-        "ld.so.cache",
-        "localtime",
-        "ssl",
-        "ca-certificates",
-        "ca-certificates.conf",
-        "alternatives",
-        "pki",
-    ] {
+    mounts.push(Mount::Bind {
+        source: generated_etc.to_owned(),
+        target: "/etc".into(),
+        writable: false,
+    });
+    for name in ETC_DIRECTORIES {
         let host = Path::new("/etc").join(name);
         // Bind the resolved target: a symlink's own target may not exist in the sandbox.
-        if let Ok(resolved) = host.canonicalize() {
-            mounts.push(Mount::Bind {
-                source: resolved,
-                target: host,
-                writable: false,
-            });
+        let Ok(resolved) = host.canonicalize() else {
+            continue;
+        };
+        let mount_point = generated_etc.join(name);
+        if !resolved.is_dir() || std::fs::create_dir_all(&mount_point).is_err() {
+            continue;
         }
+        mounts.push(Mount::Bind {
+            source: resolved,
+            target: host,
+            writable: false,
+        });
     }
     for device in ["null", "zero", "full", "random", "urandom"] {
         let host = Path::new("/dev").join(device);
@@ -1304,6 +1318,23 @@ fn system_mounts(generated_etc: &Path) -> Vec<Mount> {
         });
     }
     mounts
+}
+
+/// Copies the host's `/etc` file `host` (following links) to `copy`, or removes a stale copy
+/// when the host has none. Best effort: a runtime without, say, `mime.types` still runs.
+fn copy_etc_file(host: &Path, copy: &Path) {
+    match std::fs::read(host) {
+        Ok(contents) => {
+            if std::fs::read(copy).ok().as_deref() != Some(contents.as_slice())
+                && let Err(error) = std::fs::write(copy, &contents)
+            {
+                tracing::warn!(%error, file = %host.display(), "copying into the sandboxes' /etc failed");
+            }
+        }
+        Err(_) => {
+            let _ = std::fs::remove_file(copy);
+        }
+    }
 }
 
 #[cfg(test)]
