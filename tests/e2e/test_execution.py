@@ -204,6 +204,29 @@ def isolation(event, context):
     }
 
 
+def probe_runtime_api(event, context):
+    """Talks to another environment's Runtime API: what comes back?"""
+    import socket
+
+    host, _, port = event["address"].rpartition(":")
+    outcomes = []
+    for request in (
+        "GET /2018-06-01/runtime/invocation/next HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n",
+        "POST /2018-06-01/runtime/invocation/some-id/response HTTP/1.1\\r\\nHost: x\\r\\n"
+        "Content-Length: 2\\r\\n\\r\\n{}",
+    ):
+        try:
+            with socket.create_connection((host, int(port)), timeout=5) as connection:
+                connection.sendall(request.encode())
+                answer = connection.recv(4096)
+                outcomes.append(answer.split(b"\\r\\n", 1)[0].decode() if answer else "closed")
+        except socket.timeout:
+            outcomes.append("no answer")
+        except ConnectionError as error:
+            outcomes.append("closed" if isinstance(error, ConnectionResetError) else repr(error))
+    return outcomes
+
+
 def fill_tmp(event, context):
     stats = os.statvfs("/tmp")
     chunk = b"\\0" * (4 << 20)
@@ -993,6 +1016,23 @@ def test_python_isolation(kiln, lambda_client, function_name):
         "processes"
     ]
     assert any("bootstrap" in command for command in result["processes"].values())
+
+
+def test_a_sandbox_cannot_use_another_environments_runtime_api(lambda_client, function_name):
+    """Sandboxes share the host's network, so another environment's Runtime API port is
+    reachable; Kiln closes such connections unanswered instead of handing out the other
+    function's events or taking its answers."""
+    other = f"{function_name}-other"
+    create(lambda_client, other, "python", "inspect")
+    address = invoke(lambda_client, other, {}, tail=False).payload["env"]["AWS_LAMBDA_RUNTIME_API"]
+    create(lambda_client, function_name, "python", "probe_runtime_api")
+    outcomes = invoke(lambda_client, function_name, {"address": address}, tail=False).payload
+    assert outcomes == ["closed", "closed"]
+    # The other environment was not disturbed: it stays warm and answers as before.
+    again = invoke(lambda_client, other, {})
+    assert again.function_error is None, again.raw
+    assert again.payload["env"]["AWS_LAMBDA_RUNTIME_API"] == address
+    assert "Init Duration" not in again.lines[-1]
 
 
 @pytest.mark.parametrize("family", ["node", "shell"])

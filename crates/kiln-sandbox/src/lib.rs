@@ -16,6 +16,7 @@
 //! | `plain` | none: a child process of Kiln, run as Kiln's user (development only) | none: timeouts only |
 
 mod cgroup;
+mod peer;
 mod spawn;
 mod sys;
 
@@ -501,6 +502,16 @@ impl Sandbox {
     /// The host pid of the sandbox's first process.
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// Whether the loopback TCP connection from `peer` to `local` was made by a process of
+    /// this sandbox (see the `peer` module). Plain processes are not isolated from each other
+    /// in the first place, and may leave their process group: for them, always true.
+    pub fn owns_connection(&self, peer: std::net::SocketAddr, local: std::net::SocketAddr) -> bool {
+        match self.kill {
+            Kill::PidFd => peer::tree_owns_connection(self.pid, peer, local),
+            Kill::ProcessGroup => true,
+        }
     }
 
     /// Waits until the sandbox's first process has exited.

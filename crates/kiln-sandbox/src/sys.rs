@@ -377,6 +377,92 @@ pub(crate) fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<Owned
     Ok(unsafe { tokio::io::unix::AsyncFd::register(fd) }?)
 }
 
+/// The inode of the TCP socket whose own address is `from` and whose peer is `to`, asked of
+/// the kernel's socket diagnostics (`sock_diag(7)`, an exact lookup rather than a walk of
+/// `/proc/net/tcp`, which grows with every socket of the host). `None` if there is none.
+pub(crate) fn tcp_socket_inode(
+    from: std::net::SocketAddr,
+    to: std::net::SocketAddr,
+) -> io::Result<Option<u32>> {
+    use std::io::{Read, Write};
+    use std::net::IpAddr;
+
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const NLMSG_ERROR: u16 = 2;
+    const REQUEST_LENGTH: u32 = 16 + 56;
+    fn address_bytes(ip: IpAddr) -> [u8; 16] {
+        let mut bytes = [0u8; 16];
+        match ip {
+            IpAddr::V4(v4) => bytes[..4].copy_from_slice(&v4.octets()),
+            IpAddr::V6(v6) => bytes = v6.octets(),
+        }
+        bytes
+    }
+    let family = match (from.ip(), to.ip()) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => libc::AF_INET,
+        (IpAddr::V6(_), IpAddr::V6(_)) => libc::AF_INET6,
+        _ => return Ok(None),
+    };
+    // struct nlmsghdr, then struct inet_diag_req_v2 (sock_diag(7)).
+    let mut request = Vec::with_capacity(REQUEST_LENGTH as usize);
+    request.extend_from_slice(&REQUEST_LENGTH.to_ne_bytes());
+    request.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    request.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    request.extend_from_slice(&1u32.to_ne_bytes()); // sequence number
+    request.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
+    request.push(family as u8);
+    request.push(libc::IPPROTO_TCP as u8);
+    request.push(0); // no extensions
+    request.push(0);
+    request.extend_from_slice(&u32::MAX.to_ne_bytes()); // any state
+    request.extend_from_slice(&from.port().to_be_bytes());
+    request.extend_from_slice(&to.port().to_be_bytes());
+    request.extend_from_slice(&address_bytes(from.ip()));
+    request.extend_from_slice(&address_bytes(to.ip()));
+    request.extend_from_slice(&0u32.to_ne_bytes()); // any interface
+    request.extend_from_slice(&u32::MAX.to_ne_bytes()); // INET_DIAG_NOCOOKIE
+    request.extend_from_slice(&u32::MAX.to_ne_bytes());
+    debug_assert_eq!(request.len(), REQUEST_LENGTH as usize);
+
+    // SAFETY: socket(2) takes no pointers; a non-negative result is a new descriptor that
+    // nothing else owns, so OwnedFd may take it.
+    let fd = check(
+        unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                libc::NETLINK_SOCK_DIAG,
+            )
+        }
+        .into(),
+    )?;
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nothing else.
+    let mut socket = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+    // An unconnected netlink socket sends to the kernel.
+    socket.write_all(&request)?;
+    let mut answer = [0u8; 1024];
+    let length = socket.read(&mut answer)?;
+    let answer = &answer[..length];
+    let u16_at = |at: usize| {
+        answer
+            .get(at..at + 2)
+            .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+    };
+    let u32_at = |at: usize| {
+        answer
+            .get(at..at + 4)
+            .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    match u16_at(4) {
+        // struct inet_diag_msg after the header: 4 bytes, the 48-byte socket id, then
+        // expires, rqueue, wqueue and uid (4 bytes each), then the inode.
+        Some(SOCK_DIAG_BY_FAMILY) => Ok(u32_at(16 + 4 + 48 + 16).filter(|inode| *inode != 0)),
+        // The kernel's answer to a lookup that found nothing is an error message (ENOENT).
+        Some(NLMSG_ERROR) => Ok(None),
+        _ => Err(io::Error::other("unexpected sock_diag answer")),
+    }
+}
+
 /// Mounts a tmpfs of `size_bytes` on `dir` in this process's mount namespace.
 pub(crate) fn mount_tmpfs(dir: &std::path::Path, size_bytes: u64) -> io::Result<()> {
     let target = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())

@@ -379,6 +379,16 @@ impl Environment {
         self.sandbox.memory_peak()
     }
 
+    /// Whether a Runtime API connection from `peer` (to `local`) comes from this environment's
+    /// own sandbox.
+    pub(crate) fn owns_connection(
+        &self,
+        peer: std::net::SocketAddr,
+        local: std::net::SocketAddr,
+    ) -> bool {
+        self.sandbox.owns_connection(peer, local)
+    }
+
     pub(crate) fn oom_killed(&self) -> bool {
         self.sandbox.oom_killed()
     }

@@ -5,7 +5,8 @@
 //! runtime answers with `POST /invocation/{id}/response` or `/error`, or reports a failed
 //! start with `POST /init/error`. Misuse gets Lambda's errors: an unknown or already answered
 //! request id is `400 InvalidRequestID`, a call in the wrong state `403
-//! InvalidStateTransition`, an oversized response `413 RequestEntityTooLarge`.
+//! InvalidStateTransition`, an oversized response `413 RequestEntityTooLarge`. Connections
+//! from outside the environment's sandbox are closed unanswered.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -29,7 +30,7 @@ const PREFIX: &str = "/2018-06-01/runtime/";
 /// server task (and aborts it when dropped), not the other way round.
 pub(crate) async fn serve(listener: TcpListener, environment: Weak<Environment>) {
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
                 tracing::debug!(%error, "runtime API accept failed");
@@ -43,6 +44,16 @@ pub(crate) async fn serve(listener: TcpListener, environment: Weak<Environment>)
         }
         let environment = Weak::clone(&environment);
         tokio::spawn(async move {
+            // Every sandbox can reach this port (they share the host's network): only the
+            // environment's own processes may take its events or answer them.
+            let owned = match (environment.upgrade(), stream.local_addr()) {
+                (Some(owner), Ok(local)) => owner.owns_connection(peer, local),
+                _ => false,
+            };
+            if !owned {
+                tracing::warn!(%peer, "refused a Runtime API connection from outside the environment's sandbox");
+                return;
+            }
             let service = hyper::service::service_fn(move |request| {
                 let environment = environment.upgrade();
                 async move {
