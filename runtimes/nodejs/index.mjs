@@ -7,7 +7,7 @@
 // `Runtime.HandlerNotFound`, `Runtime.UserCodeSyntaxError`, ...), and console lines shaped
 // `timestamp\trequestId\tLEVEL\tmessage`. Node's standard library only.
 
-import http from "node:http";
+import net from "node:net";
 import fs from "node:fs";
 import path from "node:path";
 import util from "node:util";
@@ -15,8 +15,7 @@ import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 
 const RUNTIME_PATH = "/2018-06-01/runtime";
-const [apiHost, apiPort] = splitAddress(process.env.AWS_LAMBDA_RUNTIME_API || "127.0.0.1:9001");
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const NEXT_PATH = `${RUNTIME_PATH}/invocation/next`;
 let currentRequestId = "";
 
 function splitAddress(address) {
@@ -24,32 +23,153 @@ function splitAddress(address) {
   return [address.slice(0, index) || "127.0.0.1", Number(address.slice(index + 1))];
 }
 
-function request(method, urlPath, body, headers = {}) {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : Buffer.from(body);
-    const req = http.request(
-      {
-        host: apiHost,
-        port: apiPort,
-        method,
-        path: urlPath,
-        agent,
-        headers: payload ? { ...headers, "Content-Length": payload.length } : headers,
-      },
-      (res) => {
-        const chunks = [];
-        res.on("data", (chunk) => chunks.push(chunk));
-        res.on("end", () =>
-          resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }),
-        );
-        res.on("error", reject);
-      },
+// A keep-alive HTTP/1.1 client for the Runtime API, just enough for its calls, on a plain
+// socket: node:http's client (agents, request and response streams) costs several
+// milliseconds of CPU per call while the JIT is cold, which is most of a function's life when
+// it has a fraction of a vCPU. Requests may be pipelined: answers come back in order.
+class RuntimeClient {
+  constructor(address) {
+    [this.host, this.port] = splitAddress(address);
+    this.socket = null;
+    this.buffer = Buffer.alloc(0);
+    this.waiting = [];
+  }
+
+  connect() {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: this.host, port: this.port });
+      socket.setNoDelay(true);
+      socket.once("connect", () => resolve(socket));
+      socket.once("error", reject);
+      socket.on("data", (chunk) => {
+        this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+        this.deliver();
+      });
+      socket.on("close", () => {
+        if (this.socket === socket) this.socket = null;
+        this.buffer = Buffer.alloc(0);
+        for (const waiter of this.waiting.splice(0)) {
+          waiter.reject(new Error("runtime API closed the connection"));
+        }
+      });
+    });
+  }
+
+  // Answers waiting requests, in order, with every complete response in the buffer.
+  deliver() {
+    while (this.waiting.length) {
+      const response = parseResponse(this.buffer);
+      if (!response) return;
+      this.buffer = this.buffer.subarray(response.length);
+      this.waiting.shift().resolve(response);
+      if ((response.headers.connection || "").toLowerCase() === "close" && this.socket) {
+        this.socket.end();
+        this.socket = null;
+      }
+    }
+  }
+
+  // Sends `requests` (encoded) in one write; resolves to their responses.
+  async exchange(requests) {
+    if (!this.socket) {
+      const socket = await this.connect();
+      socket.removeAllListeners("error");
+      socket.on("error", () => {});
+      this.socket = socket;
+    }
+    const answers = requests.map(
+      () => new Promise((resolve, reject) => this.waiting.push({ resolve, reject })),
     );
-    req.on("error", reject);
-    if (payload) req.write(payload);
-    req.end();
-  });
+    this.socket.write(requests.length === 1 ? requests[0] : Buffer.concat(requests));
+    return Promise.all(answers);
+  }
+
+  // One request; retried once on a fresh connection if the kept-alive one was gone.
+  async request(method, urlPath, body, headers = {}) {
+    const encoded = encodeRequest(method, urlPath, body, headers);
+    try {
+      return (await this.exchange([encoded]))[0];
+    } catch {
+      this.socket = null;
+      return (await this.exchange([encoded]))[0];
+    }
+  }
+
+  async next() {
+    const next = await this.request("GET", NEXT_PATH);
+    if (next.status !== 200) throw new Error(`runtime API /next answered ${next.status}`);
+    return next;
+  }
+
+  // Posts `body` to `urlPath` and asks for the next invocation in the same write. If the
+  // connection fails half-way, the two are made again one by one; a post that did land is
+  // refused the second time, and, as any answer to a post, the refusal is not acted on.
+  async postAndNext(urlPath, body, headers) {
+    const post = encodeRequest("POST", urlPath, body, headers);
+    let next;
+    try {
+      [, next] = await this.exchange([post, encodeRequest("GET", NEXT_PATH)]);
+    } catch {
+      this.socket = null;
+      await this.request("POST", urlPath, body, headers);
+      return this.next();
+    }
+    if (next.status !== 200) throw new Error(`runtime API /next answered ${next.status}`);
+    return next;
+  }
 }
+
+function encodeRequest(method, urlPath, body, headers = {}) {
+  const payload = body === undefined ? Buffer.alloc(0) : Buffer.from(body);
+  let head = `${method} ${urlPath} HTTP/1.1\r\nHost: runtime\r\nContent-Length: ${payload.length}\r\n`;
+  for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
+  return Buffer.concat([Buffer.from(`${head}\r\n`, "latin1"), payload]);
+}
+
+// One complete response at the start of `buffer` ({ status, headers, body, length }), or null
+// if more bytes are needed.
+function parseResponse(buffer) {
+  const headEnd = buffer.indexOf("\r\n\r\n");
+  if (headEnd < 0) return null;
+  const lines = buffer.toString("latin1", 0, headEnd).split("\r\n");
+  const status = Number(lines[0].split(" ")[1]);
+  const headers = {};
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(":");
+    if (colon < 0) continue;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+  }
+  let offset = headEnd + 4;
+  if ((headers["transfer-encoding"] || "").toLowerCase() === "chunked") {
+    const chunks = [];
+    for (;;) {
+      const lineEnd = buffer.indexOf("\r\n", offset);
+      if (lineEnd < 0) return null;
+      const size = parseInt(buffer.toString("latin1", offset, lineEnd).split(";")[0], 16);
+      offset = lineEnd + 2;
+      if (size === 0) {
+        // Trailers, if any, end with an empty line.
+        for (;;) {
+          const end = buffer.indexOf("\r\n", offset);
+          if (end < 0) return null;
+          const empty = end === offset;
+          offset = end + 2;
+          if (empty) return { status, headers, body: Buffer.concat(chunks), length: offset };
+        }
+      }
+      if (buffer.length < offset + size + 2) return null;
+      chunks.push(buffer.subarray(offset, offset + size));
+      offset += size + 2;
+    }
+  }
+  const length = Number(headers["content-length"] || 0);
+  if (buffer.length < offset + length) return null;
+  return { status, headers, body: buffer.subarray(offset, offset + length), length: offset + length };
+}
+
+const client = new RuntimeClient(process.env.AWS_LAMBDA_RUNTIME_API || "127.0.0.1:9001");
 
 // ---------------------------------------------------------------------------------------------
 // Console: Lambda's line format, written synchronously so output stays in order with results.
@@ -109,13 +229,15 @@ function logError(prefix, payload) {
   );
 }
 
-async function postError(urlPath, error) {
+// Logs `error` as AWS's runtime does and returns the post of its payload.
+function errorPost(urlPath, error) {
   const payload = toErrorPayload(error);
   logError(urlPath.endsWith("/init/error") ? "Init Error" : "Invoke Error", payload);
-  await request("POST", urlPath, JSON.stringify(payload), {
-    "Content-Type": "application/json",
-    "Lambda-Runtime-Function-Error-Type": payload.errorType,
-  });
+  return [
+    urlPath,
+    JSON.stringify(payload),
+    { "Content-Type": "application/json", "Lambda-Runtime-Function-Error-Type": payload.errorType },
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,6 +378,23 @@ function invoke(handler, event, headers) {
   });
 }
 
+// The post that ends an invocation: its result, or its error.
+function answer(requestId, handler, event, headers) {
+  return invoke(handler, event, headers).then(({ error, result }) => {
+    if (error !== undefined) return errorPost(`${RUNTIME_PATH}/invocation/${requestId}/error`, error);
+    let body;
+    try {
+      body = result === undefined ? "null" : JSON.stringify(result);
+    } catch (marshal) {
+      return errorPost(
+        `${RUNTIME_PATH}/invocation/${requestId}/error`,
+        new RuntimeError("Runtime.MarshalError", `Unable to stringify response body: ${marshal.message}`),
+      );
+    }
+    return [`${RUNTIME_PATH}/invocation/${requestId}/response`, body, { "Content-Type": "application/json" }];
+  });
+}
+
 async function main() {
   patchConsole();
   const root = process.env.LAMBDA_TASK_ROOT || "/var/task";
@@ -263,11 +402,11 @@ async function main() {
   try {
     handler = await loadHandler(root, process.env._HANDLER || "");
   } catch (error) {
-    await postError(`${RUNTIME_PATH}/init/error`, error);
+    await client.request("POST", ...errorPost(`${RUNTIME_PATH}/init/error`, error));
     process.exit(1);
   }
+  let next = await client.next();
   for (;;) {
-    const next = await request("GET", `${RUNTIME_PATH}/invocation/next`);
     const headers = next.headers;
     const requestId = headers["lambda-runtime-aws-request-id"];
     currentRequestId = requestId;
@@ -276,34 +415,18 @@ async function main() {
     } else {
       delete process.env._X_AMZN_TRACE_ID;
     }
+    let post;
     let event;
     try {
       event = next.body.length ? JSON.parse(next.body.toString("utf8")) : {};
     } catch (error) {
-      await postError(
+      post = errorPost(
         `${RUNTIME_PATH}/invocation/${requestId}/error`,
         new RuntimeError("Runtime.UnmarshalError", `Unable to parse the event: ${error.message}`),
       );
-      continue;
     }
-    const { error, result } = await invoke(handler, event, headers);
-    if (error !== undefined) {
-      await postError(`${RUNTIME_PATH}/invocation/${requestId}/error`, error);
-      continue;
-    }
-    let body;
-    try {
-      body = result === undefined ? "null" : JSON.stringify(result);
-    } catch (marshal) {
-      await postError(
-        `${RUNTIME_PATH}/invocation/${requestId}/error`,
-        new RuntimeError("Runtime.MarshalError", `Unable to stringify response body: ${marshal.message}`),
-      );
-      continue;
-    }
-    await request("POST", `${RUNTIME_PATH}/invocation/${requestId}/response`, body, {
-      "Content-Type": "application/json",
-    });
+    if (!post) post = await answer(requestId, handler, event, headers);
+    next = await client.postAndNext(...post);
   }
 }
 
