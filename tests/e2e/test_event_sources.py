@@ -13,6 +13,7 @@ import time
 import uuid
 
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from kiln_harness import ACCOUNT_ID, REGION, ROLE, KilnServer, aws_clients, make_queue, make_zip, unique
@@ -54,6 +55,32 @@ def handler(event, context):
     return {"ok": True}
 """
 RECORDER_ZIP = make_zip({"app.py": RECORDER})
+
+# Sleeps SLEEP seconds and sends the bodies it got, with when it started and ended, to
+# RESULTS_URL: overlapping intervals are invocations that ran at the same time.
+TIMER = """\
+import json
+import os
+import time
+import urllib.request
+
+
+def handler(event, context):
+    started = time.time()
+    time.sleep(float(os.environ["SLEEP"]))
+    ended = time.time()
+    body = json.dumps({
+        "bodies": [record["body"] for record in event["Records"]], "start": started, "end": ended,
+    })
+    request = urllib.request.Request(
+        os.environ["SQS_ENDPOINT"],
+        data=json.dumps({"QueueUrl": os.environ["RESULTS_URL"], "MessageBody": body}).encode(),
+        headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "AmazonSQS.SendMessage"},
+    )
+    urllib.request.urlopen(request, timeout=10).read()
+    return {"ok": True}
+"""
+TIMER_ZIP = make_zip({"app.py": TIMER})
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +125,28 @@ def collect(sqs, results_url: str, count: int, timeout: float = 30) -> list[dict
             found.append(json.loads(message["Body"]))
             sqs.delete_message(QueueUrl=results_url, ReceiptHandle=message["ReceiptHandle"])
     return found
+
+
+def drain(sqs, url: str) -> list[dict]:
+    """Every message now in `url` (parsed JSON bodies), deleted; ends at the first empty receive."""
+    found: list[dict] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        if not messages:
+            return found
+        for message in messages:
+            found.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def most_overlapping(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one instant (one ending as another starts do not overlap)."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    open_now = peak = 0
+    for _, step in edges:
+        open_now += step
+        peak = max(peak, open_now)
+    return peak
 
 
 def records(invocations: list[dict]) -> list[dict]:
@@ -301,6 +350,144 @@ def test_filter_criteria_drop_what_does_not_match(server):
     lam.delete_event_source_mapping(UUID=mapping["UUID"])
 
 
+def test_filter_criteria_on_message_attributes(server):
+    """Patterns may name the record's `messageAttributes` (Lambda filters the whole record)."""
+    lam, sqs = aws_clients(server)
+    results_url, _ = make_queue(sqs, unique("results"))
+    url, arn = make_queue(sqs, unique("source"))
+    name = unique("recorder")
+    make_recorder(lam, server, name, results_url)
+    patterns = [
+        json.dumps({"messageAttributes": {"kind": {"stringValue": ["keep"]}}}),
+        json.dumps({"messageAttributes": {"team": {"stringValue": [{"prefix": "ops-"}], "dataType": ["String"]}}}),
+    ]
+
+    def attribute(value, data_type="String"):
+        return {"DataType": data_type, "StringValue": value}
+
+    sqs.send_message_batch(QueueUrl=url, Entries=[
+        {"Id": "kind-keep", "MessageBody": "kind-keep", "MessageAttributes": {"kind": attribute("keep")}},
+        {"Id": "kind-drop", "MessageBody": "kind-drop", "MessageAttributes": {"kind": attribute("drop")}},
+        {"Id": "team-ops", "MessageBody": "team-ops", "MessageAttributes": {"team": attribute("ops-db")}},
+        {"Id": "team-dev", "MessageBody": "team-dev", "MessageAttributes": {"team": attribute("dev-ui")}},
+        # The right value under another data type: the dataType rule refuses it.
+        {"Id": "team-number", "MessageBody": "team-number", "MessageAttributes": {"team": attribute("ops-1", "String.custom")}},
+        # The attribute's value in the body only: a messageAttributes pattern does not look there.
+        {"Id": "body-only", "MessageBody": json.dumps({"kind": "keep"})},
+    ])
+    mapping = lam.create_event_source_mapping(
+        EventSourceArn=arn, FunctionName=name,
+        FilterCriteria={"Filters": [{"Pattern": pattern} for pattern in patterns]},
+    )
+    assert mapping["FilterCriteria"] == {"Filters": [{"Pattern": pattern} for pattern in patterns]}
+    # Kept messages are deleted after their invocation, filtered ones without one: an empty
+    # queue means every result has been sent.
+    wait_empty(sqs, url, timeout=30)
+    found = {record["body"]: record for record in records(drain(sqs, results_url))}
+    assert sorted(found) == ["kind-keep", "team-ops"]
+    assert found["kind-keep"]["messageAttributes"] == {
+        "kind": {"stringValue": "keep", "stringListValues": [], "binaryListValues": [], "dataType": "String"},
+    }
+    assert found["team-ops"]["messageAttributes"]["team"]["stringValue"] == "ops-db"
+    lam.delete_event_source_mapping(UUID=mapping["UUID"])
+
+
+def test_filter_criteria_on_system_attributes(server):
+    """A pattern on the record's `attributes`: here a FIFO queue's MessageGroupId."""
+    lam, sqs = aws_clients(server)
+    results_url, _ = make_queue(sqs, unique("results"))
+    url, arn = make_queue(sqs, unique("source") + ".fifo", FifoQueue="true", ContentBasedDeduplication="true")
+    name = unique("recorder")
+    make_recorder(lam, server, name, results_url)
+    for n in range(4):
+        for group in ("keep", "drop"):
+            sqs.send_message(QueueUrl=url, MessageBody=f"{group}-{n}", MessageGroupId=group)
+    pattern = json.dumps({"attributes": {"MessageGroupId": ["keep"], "ApproximateReceiveCount": ["1"]}})
+    mapping = lam.create_event_source_mapping(
+        EventSourceArn=arn, FunctionName=name, BatchSize=3,
+        FilterCriteria={"Filters": [{"Pattern": pattern}]},
+    )
+    wait_empty(sqs, url, timeout=30)
+    found = records(drain(sqs, results_url))
+    # Group order holds across batches; the other group is deleted unseen.
+    assert [record["body"] for record in found] == ["keep-0", "keep-1", "keep-2", "keep-3"]
+    assert {record["attributes"]["MessageGroupId"] for record in found} == {"keep"}
+    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert counts["ApproximateNumberOfMessages"] == counts["ApproximateNumberOfMessagesNotVisible"] == "0"
+    lam.delete_event_source_mapping(UUID=mapping["UUID"])
+
+
+def test_maximum_concurrency_caps_overlapping_invocations(server):
+    """ScalingConfig.MaximumConcurrency 2: never more than two invocations at once, and two do run at once."""
+    lam, sqs = aws_clients(server)
+    results_url, _ = make_queue(sqs, unique("results"))
+    url, arn = make_queue(sqs, unique("source"))
+    name = unique("timer")
+    lam.create_function(
+        FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+        Code={"ZipFile": TIMER_ZIP}, Timeout=10,
+        Environment={"Variables": {"SQS_ENDPOINT": server.sqs_url, "RESULTS_URL": results_url, "SLEEP": "1"}},
+    )
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 200})
+    bodies = [f"m{n}" for n in range(10)]
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": body, "MessageBody": body} for body in bodies])
+    mapping = lam.create_event_source_mapping(
+        EventSourceArn=arn, FunctionName=name, BatchSize=1, ScalingConfig={"MaximumConcurrency": 2},
+    )
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 2}
+    assert mapping["BatchSize"] == 1
+    assert lam.get_event_source_mapping(UUID=mapping["UUID"])["ScalingConfig"] == {"MaximumConcurrency": 2}
+
+    runs = collect(sqs, results_url, len(bodies), timeout=90)
+    assert [len(run["bodies"]) for run in runs] == [1] * len(bodies)
+    assert sorted(body for run in runs for body in run["bodies"]) == bodies
+    intervals = [(run["start"], run["end"]) for run in runs]
+    assert all(end - start >= 1 for start, end in intervals)
+    assert most_overlapping(intervals) == 2, sorted(intervals)
+    wait_empty(sqs, url)
+    lam.delete_event_source_mapping(UUID=mapping["UUID"])
+
+
+def test_maximum_concurrency_out_of_range_is_refused(server):
+    """2..1000, checked as the model's constraint (botocore's own check is off to reach the server)."""
+    lam, sqs = aws_clients(server, config=Config(parameter_validation=False, retries={"max_attempts": 1}))
+    _, arn = make_queue(sqs, unique("source"))
+    name = unique("recorder")
+    make_recorder(lam, server, name, "http://unused")
+    field = "scalingConfig.maximumConcurrency"
+    expected = {
+        1: f"1 validation error detected: Value '1' at '{field}' failed to satisfy constraint: "
+           "Member must have value greater than or equal to 2",
+        0: f"1 validation error detected: Value '0' at '{field}' failed to satisfy constraint: "
+           "Member must have value greater than or equal to 2",
+        1001: f"1 validation error detected: Value '1001' at '{field}' failed to satisfy constraint: "
+              "Member must have value less than or equal to 1000",
+    }
+    for value, message in expected.items():
+        with pytest.raises(ClientError) as excinfo:
+            lam.create_event_source_mapping(
+                EventSourceArn=arn, FunctionName=name, ScalingConfig={"MaximumConcurrency": value}
+            )
+        assert error_of(excinfo) == (400, "ValidationException", message)
+    assert lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"] == []
+
+    # The bounds themselves are accepted.
+    mapping = lam.create_event_source_mapping(
+        EventSourceArn=arn, FunctionName=name, Enabled=False, ScalingConfig={"MaximumConcurrency": 1000}
+    )
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 1000}
+    wait_state(lam, mapping["UUID"], "Disabled")
+    updated = lam.update_event_source_mapping(UUID=mapping["UUID"], ScalingConfig={"MaximumConcurrency": 2})
+    assert updated["ScalingConfig"] == {"MaximumConcurrency": 2}
+    wait_state(lam, mapping["UUID"], "Disabled")
+    for value, message in expected.items():
+        with pytest.raises(ClientError) as excinfo:
+            lam.update_event_source_mapping(UUID=mapping["UUID"], ScalingConfig={"MaximumConcurrency": value})
+        assert error_of(excinfo) == (400, "ValidationException", message)
+    assert lam.get_event_source_mapping(UUID=mapping["UUID"])["ScalingConfig"] == {"MaximumConcurrency": 2}
+    lam.delete_event_source_mapping(UUID=mapping["UUID"])
+
+
 def test_disabled_mapping_stops_and_resumes(server):
     lam, sqs = aws_clients(server)
     results_url, _ = make_queue(sqs, unique("results"))
@@ -430,6 +617,23 @@ def test_mappings_with_the_aws_cli(server, tmp_path):
     updated = aws.json("lambda", "update-event-source-mapping", "--uuid", created["UUID"], "--batch-size", "7")
     assert updated["BatchSize"] == 7 and updated["State"] == "Updating"
     wait_state(lam, created["UUID"], "Enabled")
+    got = aws.json("lambda", "get-event-source-mapping", "--uuid", created["UUID"])
+    assert got["UUID"] == created["UUID"]
+    assert got["BatchSize"] == 7 and got["State"] == "Enabled"
+    assert got["EventSourceArn"] == arn
+    assert got["FunctionArn"] == f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
+    assert got["EventSourceMappingArn"] == created["EventSourceMappingArn"]
+    assert "ScalingConfig" not in got
+    scaled = aws.json("lambda", "update-event-source-mapping", "--uuid", created["UUID"],
+                      "--scaling-config", "MaximumConcurrency=3")
+    assert scaled["ScalingConfig"] == {"MaximumConcurrency": 3}
+    wait_state(lam, created["UUID"], "Enabled")
+    got = aws.json("lambda", "get-event-source-mapping", "--uuid", created["UUID"])
+    assert got["ScalingConfig"] == {"MaximumConcurrency": 3} and got["BatchSize"] == 7
+    refused = aws.run("lambda", "get-event-source-mapping", "--uuid", str(uuid.uuid4()), check=False)
+    assert refused.returncode != 0
+    assert "(ResourceNotFoundException) when calling the GetEventSourceMapping operation: " \
+        "The resource you requested does not exist." in refused.stderr
     aws.json("lambda", "delete-event-source-mapping", "--uuid", created["UUID"])
 
 
