@@ -430,19 +430,16 @@ def test_purge_queue_removes_visible_messages(sqs, queue_name):
         sqs.purge_queue(QueueUrl=f"{url}-missing")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Kiln accepts any number of PurgeQueue calls; SQS refuses a second one within 60 seconds with "
-    "AWS.SimpleQueueService.PurgeQueueInProgress 'Only one PurgeQueue operation on <queue> is allowed every 60 seconds.'"
-))
 def test_a_second_purge_within_60_seconds_is_refused(sqs, queue_name):
+    """SQS allows one PurgeQueue per queue every 60 seconds; the second is a 403."""
     url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
     sqs.purge_queue(QueueUrl=url)
     with pytest.raises(sqs.exceptions.PurgeQueueInProgress) as excinfo:
         sqs.purge_queue(QueueUrl=url)
     code, message = error_of(excinfo)
     assert code == "AWS.SimpleQueueService.PurgeQueueInProgress"
-    assert message.startswith("Only one PurgeQueue operation on ")
-    assert message.endswith(" is allowed every 60 seconds.")
+    assert message == f"Only one PurgeQueue operation on {queue_name} is allowed every 60 seconds."
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
 def test_fifo_order_groups_and_deduplication(sqs, queue_name):

@@ -391,7 +391,7 @@ impl Metrics {
             ),
             (
                 "kiln_lambda_async_events_dropped_total",
-                "Asynchronous events dropped without being delivered (Lambda's AsyncEventsDropped).",
+                "Asynchronous events dropped without a successful execution, after any DLQ or on-failure delivery (Lambda's AsyncEventsDropped).",
                 |c| c.events_dropped.load(Ordering::Relaxed),
             ),
             (

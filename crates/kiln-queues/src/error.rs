@@ -27,6 +27,9 @@ pub enum QueueError {
     ReceiptHandleIsInvalid(String),
     #[error("Message does not exist or is not available for visibility timeout change.")]
     MessageNotInflight,
+    /// The queue's name.
+    #[error("Only one PurgeQueue operation on {0} is allowed every 60 seconds.")]
+    PurgeQueueInProgress(String),
     #[error("queue store failed: {0}")]
     Store(#[from] StoreError),
     #[error("the queue service is shutting down")]
@@ -47,6 +50,7 @@ impl QueueError {
             QueueError::InvalidMessageContents => "InvalidMessageContents",
             QueueError::ReceiptHandleIsInvalid(_) => "ReceiptHandleIsInvalid",
             QueueError::MessageNotInflight => "MessageNotInflight",
+            QueueError::PurgeQueueInProgress(_) => "PurgeQueueInProgress",
             QueueError::Store(_) | QueueError::ShuttingDown => "InternalError",
         }
     }

@@ -136,6 +136,8 @@ pub(crate) struct QueueState {
     /// FIFO: how many messages of each group are in flight (a group with any is locked).
     group_inflight: HashMap<String, u32>,
     pub dedup: HashMap<String, DedupEntry>,
+    /// When PurgeQueue last ran (SQS allows one every 60 seconds); not persisted.
+    pub last_purge_ms: Option<i64>,
 }
 
 /// What one receive decided; the caller persists `mutations` before answering.
@@ -165,6 +167,7 @@ impl QueueState {
             inflight: BTreeSet::new(),
             group_inflight: HashMap::new(),
             dedup: HashMap::new(),
+            last_purge_ms: None,
         }
     }
 

@@ -48,6 +48,9 @@ struct Inner {
     sweeper: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
+/// SQS allows one PurgeQueue per queue in this long.
+const PURGE_INTERVAL_MS: i64 = 60_000;
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -397,11 +400,20 @@ impl QueueService {
         Ok(())
     }
 
-    /// Deletes every message of a queue.
+    /// Deletes every message of a queue; refused within 60 seconds of the last purge, as SQS
+    /// refuses it.
     pub async fn purge_queue(&self, name_or_arn: &str) -> Result<(), QueueError> {
         let queue = self.resolve(name_or_arn)?;
         let answer = {
             let mut state = queue.lock();
+            let now = now_ms();
+            if state
+                .last_purge_ms
+                .is_some_and(|last| now - last < PURGE_INTERVAL_MS)
+            {
+                return Err(QueueError::PurgeQueueInProgress(queue.name.clone()));
+            }
+            state.last_purge_ms = Some(now);
             state.purge();
             self.inner
                 .writer

@@ -87,7 +87,10 @@ mod tests {
         assert!(tree_owns_connection(me, peer, local));
         // Another process (here a child of this one, which holds none of its sockets) does not
         // own it, and a process tree that does not exist owns nothing.
-        let mut other = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let mut other = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         let other_pid = i32::try_from(other.id()).unwrap();
         assert!(!tree_owns_connection(other_pid, peer, local));
         other.kill().unwrap();

@@ -17,6 +17,7 @@ pub enum SqsErrorCode {
     InvalidMessageContents,
     ReceiptHandleIsInvalid,
     MessageNotInflight,
+    PurgeQueueInProgress,
     BatchEntryIdsNotDistinct,
     TooManyEntriesInBatchRequest,
     EmptyBatchRequest,
@@ -42,6 +43,7 @@ impl SqsErrorCode {
             SqsErrorCode::InvalidMessageContents => "com.amazonaws.sqs#InvalidMessageContents",
             SqsErrorCode::ReceiptHandleIsInvalid => "com.amazonaws.sqs#ReceiptHandleIsInvalid",
             SqsErrorCode::MessageNotInflight => "com.amazonaws.sqs#MessageNotInflight",
+            SqsErrorCode::PurgeQueueInProgress => "com.amazonaws.sqs#PurgeQueueInProgress",
             SqsErrorCode::BatchEntryIdsNotDistinct => "com.amazonaws.sqs#BatchEntryIdsNotDistinct",
             SqsErrorCode::TooManyEntriesInBatchRequest => {
                 "com.amazonaws.sqs#TooManyEntriesInBatchRequest"
@@ -68,6 +70,7 @@ impl SqsErrorCode {
             SqsErrorCode::InvalidMessageContents => "InvalidMessageContents",
             SqsErrorCode::ReceiptHandleIsInvalid => "ReceiptHandleIsInvalid",
             SqsErrorCode::MessageNotInflight => "AWS.SimpleQueueService.MessageNotInflight",
+            SqsErrorCode::PurgeQueueInProgress => "AWS.SimpleQueueService.PurgeQueueInProgress",
             SqsErrorCode::BatchEntryIdsNotDistinct => {
                 "AWS.SimpleQueueService.BatchEntryIdsNotDistinct"
             }
@@ -87,6 +90,7 @@ impl SqsErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
             SqsErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            SqsErrorCode::PurgeQueueInProgress => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -148,6 +152,7 @@ impl From<QueueError> for SqsError {
             QueueError::InvalidMessageContents => SqsErrorCode::InvalidMessageContents,
             QueueError::ReceiptHandleIsInvalid(_) => SqsErrorCode::ReceiptHandleIsInvalid,
             QueueError::MessageNotInflight => SqsErrorCode::MessageNotInflight,
+            QueueError::PurgeQueueInProgress(_) => SqsErrorCode::PurgeQueueInProgress,
             QueueError::Store(_) | QueueError::ShuttingDown => {
                 // The cause is logged, not sent.
                 tracing::error!(%error, "queue operation failed");

@@ -434,8 +434,9 @@ impl Engine {
         }
     }
 
-    /// Delivers a failed event to the dead-letter queue and the on-failure destination (or
-    /// counts it as dropped), then forgets it.
+    /// Delivers a failed event to the dead-letter queue and the on-failure destination, then
+    /// drops it: Lambda's `AsyncEventsDropped` counts every event that never ran successfully,
+    /// "sent there before they're dropped" when a DLQ or destination is configured.
     async fn fail(
         &self,
         name: &FunctionName,
@@ -449,13 +450,12 @@ impl Engine {
             .last_result
             .as_deref()
             .and_then(|text| serde_json::from_str(text).ok());
-        let mut delivered = false;
         if let Some(dead_letter_queue) = self.dead_letter_target(name, qualifier, last.as_ref()) {
             match self
                 .send_to_dead_letter_queue(&dead_letter_queue, event, last.as_ref())
                 .await
             {
-                Ok(()) => delivered = true,
+                Ok(()) => {}
                 Err(error) => {
                     counters.dead_letter_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(function = %name, queue = dead_letter_queue, %error, "dead-letter delivery failed");
@@ -465,7 +465,7 @@ impl Engine {
         if let Some(destination) = &config.on_failure {
             let record = self.record(name, qualifier, event, condition, last.as_ref());
             match self.deliver(destination, &record).await {
-                Ok(()) => delivered = true,
+                Ok(()) => {}
                 Err(error) => {
                     counters
                         .destination_delivery_failures
@@ -474,7 +474,7 @@ impl Engine {
                 }
             }
         }
-        self.finish(event, (!delivered).then_some(&counters)).await;
+        self.finish(event, Some(&counters)).await;
     }
 
     /// Deletes a finished event from the log; `dropped` counts it as dropped.
