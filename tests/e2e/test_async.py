@@ -50,6 +50,7 @@ def send(body):
 def handler(event, context):
     send(json.dumps({"event": event, "request_id": context.aws_request_id, "at": time.time(),
                      "version": context.function_version}))
+    time.sleep(float(os.environ.get("SLEEP", "0")))
     if os.environ.get("MODE") == "fail":
         raise Exception("intentional failure")
     return {"ok": True, "event": event}
@@ -497,6 +498,48 @@ def test_configs_and_pending_retries_survive_a_restart(tmp_path):
         assert record["requestContext"]["approximateInvokeCount"] == 2
         assert record["requestContext"]["condition"] == "RetriesExhausted"
         assert len(receive(sqs, results_url, 1)) == 1
+    finally:
+        if kiln.process is not None:
+            kiln.stop()
+
+
+def test_a_function_with_a_backlog_does_not_hold_up_another(tmp_path):
+    """Lambda queues asynchronous events per function: a slow function's backlog delays its own
+    events, not another function's. Kiln runs at most --async-concurrency attempts of one
+    function at once (2 here) and parks its other due events."""
+    kiln = KilnServer(tmp_path / "data", "--retry-delay-scale", str(SCALE),
+                      "--async-concurrency", "2").start()
+    try:
+        lam, sqs = clients(kiln)
+        slow_url, _ = make_queue(sqs, unique("slow"))
+        quick_url, _ = make_queue(sqs, unique("quick"))
+        slow = unique("async-slow")
+        quick = unique("async-quick")
+        make_recorder(lam, kiln, slow, slow_url, MemorySize=512)
+        lam.update_function_configuration(
+            FunctionName=slow,
+            Environment={"Variables": {"SQS_ENDPOINT": kiln.sqs_url, "RESULTS_URL": slow_url,
+                                       "MODE": "ok", "SLEEP": "4"}},
+        )
+        lam.get_waiter("function_updated_v2").wait(FunctionName=slow, WaiterConfig={"Delay": 0.1})
+        make_recorder(lam, kiln, quick, quick_url, MemorySize=512)
+        # Warm the quick function, so that its cold start does not count below.
+        lam.invoke(FunctionName=quick, Payload=b'{"warm": true}')
+        assert bodies(receive(sqs, quick_url, 1))[0]["event"] == {"warm": True}
+        for n in range(6):
+            lam.invoke(FunctionName=slow, InvocationType="Event", Payload=json.dumps({"n": n}))
+        # Two slow attempts run (4 s each); four slow events wait.
+        assert len(receive(sqs, slow_url, 2, timeout=30)) == 2
+        sent = time.time()
+        lam.invoke(FunctionName=quick, InvocationType="Event", Payload=b'{"quick": true}')
+        [record] = bodies(receive(sqs, quick_url, 1, timeout=30))
+        assert record["event"] == {"quick": True}
+        # Behind the slow backlog it would wait at least until two slow attempts ended (~4 s).
+        assert record["at"] - sent < 2.5, record["at"] - sent
+        # The slow function's own events all run, two at a time.
+        slow_starts = sorted(body["at"] for body in bodies(receive(sqs, slow_url, 4, timeout=60)))
+        assert len(slow_starts) == 4
+        assert slow_starts[2] - slow_starts[0] >= 3, slow_starts
     finally:
         if kiln.process is not None:
             kiln.stop()

@@ -83,7 +83,8 @@ pub struct ServeArgs {
     #[arg(long, env = "KILN_RETRY_DELAY_SCALE", default_value = "1.0", value_parser = parse_scale)]
     retry_delay_scale: f64,
 
-    /// Most asynchronous invocation attempts running at once, over all functions.
+    /// Most asynchronous invocation attempts of one function running at once (its reserved
+    /// concurrency, if higher).
     #[arg(long, env = "KILN_ASYNC_CONCURRENCY", default_value = "16", value_parser = clap::value_parser!(u16).range(1..))]
     async_concurrency: u16,
 

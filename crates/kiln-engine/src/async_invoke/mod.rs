@@ -11,14 +11,18 @@
 //! once, as on Lambda) on the schedule it had.
 //!
 //! All pending events are held in memory, ordered by their next attempt time; the dispatcher
-//! takes due ones while fewer than `AsyncConfig::concurrency` attempts are running.
+//! takes due ones. Each function runs at most `AsyncConfig::concurrency` attempts at once (or
+//! its reserved concurrency, if higher); a due event of a function at its limit waits, parked,
+//! for one of them to end, so that a function with slow or many events never holds up the
+//! events of another (Lambda queues events per function). Beyond that, the account's
+//! concurrency limit applies as to every invocation: a throttled attempt is retried.
 
 mod config;
 mod metrics;
 mod policy;
 mod record;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -26,7 +30,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kiln_core::{FunctionName, Qualifier, VersionId, now_millis};
 use kiln_store::{AsyncEvent, AsyncEventChange, AsyncEventLog};
-use tokio::sync::{Notify, Semaphore, oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 
 pub use config::EventInvokeConfigChange;
 pub use metrics::{AsyncCounters, AsyncMetrics};
@@ -41,7 +45,8 @@ use crate::{Engine, EngineError};
 pub struct AsyncConfig {
     /// Lambda's retry schedule, possibly scaled (`--retry-delay-scale`).
     pub retry_policy: RetryPolicy,
-    /// Most attempts running at once, over all functions.
+    /// Most attempts of one function running at once (more if its reserved concurrency is
+    /// higher).
     pub concurrency: usize,
 }
 
@@ -57,8 +62,8 @@ impl Default for AsyncConfig {
 /// The asynchronous invocation state of the engine.
 pub(crate) struct AsyncInvocations {
     log: AsyncEventLog,
-    /// Pending events by (next attempt time, id). Events being attempted are not here.
-    schedule: Mutex<BTreeMap<(i64, i64), AsyncEvent>>,
+    /// Pending events. Events being attempted are not here.
+    schedule: Mutex<Schedule>,
     /// Wakes the dispatcher when an event is scheduled.
     wake: Notify,
     next_id: AtomicI64,
@@ -71,7 +76,7 @@ pub(crate) struct AsyncInvocations {
 impl std::fmt::Debug for AsyncInvocations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsyncInvocations")
-            .field("pending", &self.lock_schedule().len())
+            .field("pending", &self.lock_schedule().pending())
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -90,10 +95,10 @@ impl AsyncInvocations {
         if !events.is_empty() {
             tracing::info!(events = events.len(), "resuming asynchronous events");
         }
-        let schedule = events
-            .into_iter()
-            .map(|event| ((event.next_attempt_ms, event.id), event))
-            .collect();
+        let mut schedule = Schedule::default();
+        for event in events {
+            schedule.insert(event);
+        }
         let mut configs = config::ConfigMap::new();
         for (name, config) in stored_configs {
             configs
@@ -113,16 +118,22 @@ impl AsyncInvocations {
         })
     }
 
-    fn lock_schedule(&self) -> std::sync::MutexGuard<'_, BTreeMap<(i64, i64), AsyncEvent>> {
+    fn lock_schedule(&self) -> std::sync::MutexGuard<'_, Schedule> {
         self.schedule
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn schedule(&self, event: AsyncEvent) {
-        self.lock_schedule()
-            .insert((event.next_attempt_ms, event.id), event);
+        self.lock_schedule().insert(event);
         self.wake.notify_one();
+    }
+
+    /// Ends an attempt of `function`'s: frees its slot and un-parks its next waiting event.
+    fn attempt_ended(&self, function: &str) {
+        if self.lock_schedule().release(function) {
+            self.wake.notify_one();
+        }
     }
 
     /// Writes `changes` and waits until they are durable.
@@ -188,7 +199,7 @@ impl Engine {
 
     /// Events accepted whose final outcome is not delivered yet (scheduled, not in flight).
     pub fn scheduled_async_events(&self) -> usize {
-        self.inner.async_invocations.lock_schedule().len()
+        self.inner.async_invocations.lock_schedule().pending()
     }
 
     /// Starts the dispatcher (once, at start-up).
@@ -208,29 +219,24 @@ impl Engine {
 
     async fn dispatch(self, mut stopped: watch::Receiver<bool>) {
         let state = &self.inner.async_invocations;
-        let slots = Arc::new(Semaphore::new(state.settings.concurrency.max(1)));
+        let per_function = state.settings.concurrency.max(1);
         loop {
-            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-                return;
-            };
             let event = loop {
                 if *stopped.borrow() {
                     return;
                 }
                 let wait = {
-                    let mut schedule = state.lock_schedule();
-                    let now = now_millis();
-                    match schedule.first_key_value() {
-                        Some((&(due, _), _)) if due <= now => {
-                            if let Some((_, event)) = schedule.pop_first() {
-                                break event;
-                            }
-                            continue;
-                        }
-                        Some((&(due, _), _)) => {
-                            Duration::from_millis(u64::try_from(due - now).unwrap_or(0))
-                        }
-                        None => Duration::from_secs(3600),
+                    let limit_of = |function: &str| {
+                        let reserved = FunctionName::parse(function)
+                            .ok()
+                            .and_then(|name| self.inner.registry.get(&name))
+                            .and_then(|function| function.reserved_concurrency)
+                            .unwrap_or(0);
+                        per_function.max(usize::try_from(reserved).unwrap_or(usize::MAX))
+                    };
+                    match state.lock_schedule().take_due(now_millis(), limit_of) {
+                        Ok(event) => break event,
+                        Err(wait) => wait.unwrap_or(Duration::from_secs(3600)),
                     }
                 };
                 tokio::select! {
@@ -241,8 +247,9 @@ impl Engine {
             };
             let engine = self.clone();
             tokio::spawn(async move {
+                let function = event.function_name.clone();
                 engine.attempt(event).await;
-                drop(slot);
+                engine.inner.async_invocations.attempt_ended(&function);
             });
         }
     }
@@ -614,6 +621,77 @@ impl Engine {
     }
 }
 
+/// The pending events: due or future ones in one order, and those parked because their
+/// function was at its limit of attempts when they came due.
+#[derive(Debug, Default)]
+struct Schedule {
+    /// By (next attempt time, id).
+    queue: BTreeMap<(i64, i64), AsyncEvent>,
+    /// By function name, each by (next attempt time, id).
+    parked: HashMap<String, BTreeMap<(i64, i64), AsyncEvent>>,
+    /// Attempts running, by function name.
+    running: HashMap<String, usize>,
+}
+
+impl Schedule {
+    fn insert(&mut self, event: AsyncEvent) {
+        self.queue.insert((event.next_attempt_ms, event.id), event);
+    }
+
+    fn pending(&self) -> usize {
+        self.queue.len() + self.parked.values().map(BTreeMap::len).sum::<usize>()
+    }
+
+    /// The next event due at `now` whose function has a free slot (taking it), parking due
+    /// events of functions at their limit; otherwise how long until the next one is due.
+    fn take_due(
+        &mut self,
+        now: i64,
+        limit_of: impl Fn(&str) -> usize,
+    ) -> Result<AsyncEvent, Option<Duration>> {
+        while let Some(entry) = self.queue.first_entry() {
+            let (due, _) = *entry.key();
+            if due > now {
+                return Err(Some(Duration::from_millis(
+                    u64::try_from(due - now).unwrap_or(0),
+                )));
+            }
+            let event = entry.remove();
+            let running = self.running.entry(event.function_name.clone()).or_default();
+            if *running < limit_of(&event.function_name).max(1) {
+                *running += 1;
+                return Ok(event);
+            }
+            self.parked
+                .entry(event.function_name.clone())
+                .or_default()
+                .insert((event.next_attempt_ms, event.id), event);
+        }
+        Err(None)
+    }
+
+    /// Frees a slot of `function`; true if one of its parked events went back in the queue.
+    fn release(&mut self, function: &str) -> bool {
+        if let Some(running) = self.running.get_mut(function) {
+            *running = running.saturating_sub(1);
+            if *running == 0 {
+                self.running.remove(function);
+            }
+        }
+        let Some(parked) = self.parked.get_mut(function) else {
+            return false;
+        };
+        let Some((_, event)) = parked.pop_first() else {
+            return false;
+        };
+        if parked.is_empty() {
+            self.parked.remove(function);
+        }
+        self.insert(event);
+        true
+    }
+}
+
 /// The function and qualifier an event was invoked with.
 fn event_target(event: &AsyncEvent) -> Option<(FunctionName, Option<Qualifier>)> {
     let name = FunctionName::parse(&event.function_name).ok()?;
@@ -637,4 +715,68 @@ fn default_config(qualifier: Option<&Qualifier>) -> kiln_core::EventInvokeConfig
 
 fn duration_ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: i64, function: &str, due: i64) -> AsyncEvent {
+        AsyncEvent {
+            id,
+            request_id: format!("request-{id}"),
+            function_name: function.to_owned(),
+            qualifier: None,
+            payload: Vec::new(),
+            received_ms: 0,
+            attempts: 0,
+            throttles: 0,
+            next_attempt_ms: due,
+            last_result: None,
+            trace_header: None,
+        }
+    }
+
+    #[test]
+    fn a_function_at_its_limit_does_not_hold_up_another() {
+        let mut schedule = Schedule::default();
+        for id in 1..=3 {
+            schedule.insert(event(id, "slow", 10));
+        }
+        schedule.insert(event(4, "quick", 20));
+        schedule.insert(event(5, "later", 1_000));
+        let limit = |_: &str| 1;
+        assert_eq!(schedule.take_due(100, limit).map(|e| e.id), Ok(1));
+        // slow's other events are parked; quick's runs although it came due after them.
+        assert_eq!(schedule.take_due(100, limit).map(|e| e.id), Ok(4));
+        assert_eq!(
+            schedule.take_due(100, limit).map(|e| e.id),
+            Err(Some(Duration::from_millis(900)))
+        );
+        assert_eq!(schedule.pending(), 3);
+        // An attempt of slow's ends: its next event, in order, is due again at once.
+        assert!(schedule.release("slow"));
+        assert_eq!(schedule.take_due(100, limit).map(|e| e.id), Ok(2));
+        assert!(!schedule.release("quick"));
+        assert!(schedule.release("slow"));
+        assert_eq!(schedule.take_due(100, limit).map(|e| e.id), Ok(3));
+        assert!(!schedule.release("slow"));
+        assert!(schedule.running.is_empty());
+        assert!(schedule.parked.is_empty());
+        assert_eq!(schedule.pending(), 1);
+    }
+
+    #[test]
+    fn limits_above_one_run_that_many_at_once() {
+        let mut schedule = Schedule::default();
+        for id in 1..=5 {
+            schedule.insert(event(id, "f", 0));
+        }
+        let taken: Vec<i64> = std::iter::from_fn(|| schedule.take_due(0, |_| 3).ok())
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(taken, [1, 2, 3]);
+        assert_eq!(schedule.take_due(0, |_| 3).map(|e| e.id), Err(None));
+        assert_eq!(schedule.pending(), 2);
+    }
 }
