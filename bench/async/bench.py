@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"- Kiln: release build, git {commit}; Python functions ({args.python}), 1,769 MB")
         print(f"- accept: {args.rounds} interleaved rounds of {args.seconds:.0f} s, {args.concurrency} keep-alive "
               f"connections from one client thread; medians of the rounds (range in brackets)")
-        print(f"- Kiln runs at most {args.async_concurrency} asynchronous attempt(s) at once (`--async-concurrency`)")
+        print(f"- Kiln runs at most {args.async_concurrency} asynchronous attempt(s) of the bench's one function at once (`--async-concurrency`, a per-function limit)")
         print(f"- load before {' '.join(load_before)}, after {' '.join(load_after)}\n")
         print("| what | requests/s (median) | rounds range | p50 | p99 |")
         print("| --- | ---: | ---: | ---: | ---: |")
