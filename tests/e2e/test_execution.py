@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import re
 import threading
 import time
@@ -417,6 +418,23 @@ while true; do
       BODY="{\"stream\":\"$AWS_LAMBDA_LOG_STREAM_NAME\",\"start\":$START,\"end\":$(date +%s.%N)}"
       ;;
     crash) exit 5 ;;
+    misuse)
+      case "$EVENT" in
+        *report*) BODY="\"$(base64 -w0 < /tmp/misuse)\"" ;;
+        *)
+          # What the Runtime API answers to calls out of turn: "STATUS BODY" of each.
+          call() { curl -sS -m 5 -o /tmp/.answer -w '%{http_code}' "$@"; printf ' %s' "$(cat /tmp/.answer)"; }
+          UNKNOWN=$(call -X POST --data-binary '{}' "$API/invocation/not-a-request-id/response")
+          INIT=$(call -X POST --data-binary '{}' "$API/init/error")
+          NEXT=$(call "$API/invocation/next")
+          NOWHERE=$(call "$API/nowhere")
+          printf '%s' "{}" | curl -sS -X POST --data-binary @- "$API/invocation/$ID/response" >/dev/null
+          AGAIN=$(call -X POST --data-binary '{}' "$API/invocation/$ID/response")
+          printf '%s\n%s\n%s\n%s\n%s\n' "$UNKNOWN" "$INIT" "$NEXT" "$NOWHERE" "$AGAIN" > /tmp/misuse
+          continue
+          ;;
+      esac
+      ;;
   esac
   printf '%s' "$BODY" | curl -sS -X POST --data-binary @- "$API/invocation/$ID/response" >/dev/null
 done
@@ -1016,6 +1034,66 @@ def test_python_isolation(kiln, lambda_client, function_name):
         "processes"
     ]
     assert any("bootstrap" in command for command in result["processes"].values())
+
+
+def test_runtime_api_answers_calls_out_of_turn_as_lambda(lambda_client, function_name):
+    """A runtime that answers an unknown or already answered request, reports an init error
+    after init, asks for the next event while one is running, or calls an unknown endpoint gets
+    the Runtime API's errors, and the environment keeps working."""
+    create(lambda_client, function_name, "shell", "misuse")
+    first = invoke(lambda_client, function_name, {})
+    assert first.function_error is None, first.raw
+    assert first.payload == {}
+    # The same (warm) environment reports what it was answered.
+    report = invoke(lambda_client, function_name, {"report": True})
+    assert report.function_error is None, report.raw
+    assert "Init Duration" not in report.lines[-1]
+    answers = [line.split(" ", 1) for line in base64.b64decode(report.payload).decode().splitlines()]
+    statuses = [status for status, _ in answers]
+    bodies = [json.loads(body) for _, body in answers]
+    assert statuses == ["400", "403", "403", "404", "400"], answers
+    assert bodies[0] == {"errorMessage": "Invalid request ID", "errorType": "InvalidRequestID"}
+    assert bodies[1]["errorType"] == "InvalidStateTransition"
+    assert bodies[2]["errorType"] == "InvalidStateTransition"
+    assert bodies[3]["errorType"] == "NotFound"
+    assert bodies[4] == bodies[0], "an answered request id is no longer valid"
+
+
+def test_idle_environments_are_shut_down_after_the_keep_alive(tmp_path):
+    """`--keep-alive`: an environment idle that long is shut down (its processes gone), and the
+    next invocation is a cold start in a new one."""
+    server = KilnServer(tmp_path / "data", "--keep-alive", "1s").start()
+    try:
+        client = make_lambda_client(server.url)
+        name = "keep-alive"
+        create(client, name, "shell", "count")
+        first = invoke(client, name, {})
+        assert "Init Duration" in first.lines[-1]
+        stream = first.payload["stream"]
+
+        def sandboxes() -> list[str]:
+            found = []
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    with open(f"/proc/{pid}/environ", "rb") as handle:
+                        environ = handle.read()
+                except OSError:
+                    continue
+                if f"AWS_LAMBDA_LOG_STREAM_NAME={stream}".encode() in environ:
+                    found.append(pid)
+            return found
+
+        assert sandboxes(), "the environment's bootstrap runs while warm"
+        deadline = time.monotonic() + 15
+        while sandboxes() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not sandboxes(), "the idle environment was not shut down"
+        again = invoke(client, name, {})
+        assert "Init Duration" in again.lines[-1]
+        assert again.payload["count"] == 1
+        assert again.payload["stream"] != stream
+    finally:
+        server.stop()
 
 
 def test_a_sandbox_cannot_use_another_environments_runtime_api(lambda_client, function_name):
