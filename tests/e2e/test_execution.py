@@ -384,6 +384,10 @@ if [ "$_HANDLER" = "initerror" ]; then
     "$API/init/error" >/dev/null
   exit 1
 fi
+if [ "$_HANDLER" = "slowinit" ]; then
+  echo "initialising slowly"
+  sleep 11
+fi
 COUNT=0
 HEADERS=/tmp/.next-headers
 while true; do
@@ -391,7 +395,7 @@ while true; do
   ID=$(grep -i '^lambda-runtime-aws-request-id:' "$HEADERS" | tr -d '\r' | cut -d' ' -f2)
   COUNT=$((COUNT + 1))
   case "$_HANDLER" in
-    echo) BODY="$EVENT" ;;
+    echo|slowinit) BODY="$EVENT" ;;
     count)
       case "$EVENT" in *sleep*) echo "sleeping"; sleep 10 ;; esac
       echo "$COUNT" >> /tmp/counts
@@ -1034,6 +1038,22 @@ def test_python_isolation(kiln, lambda_client, function_name):
         "processes"
     ]
     assert any("bootstrap" in command for command in result["processes"].values())
+
+
+def test_an_init_over_10_seconds_is_retried_within_the_invocation(lambda_client, function_name):
+    """Lambda's init phase is limited to 10 s; past it, the init is retried at the invocation,
+    bounded by the function's timeout. Here the init takes 11 s: the first attempt is stopped at
+    10 s, the retry at the 5 s timeout."""
+    create(lambda_client, function_name, "shell", "slowinit", Timeout=5)
+    started = time.monotonic()
+    result = invoke(lambda_client, function_name, {})
+    elapsed = time.monotonic() - started
+    assert result.function_error == "Unhandled"
+    assert result.payload["errorType"] == "Sandbox.Timedout"
+    assert result.payload["errorMessage"].endswith("Task timed out after 5.00 seconds")
+    assert 14.5 <= elapsed < 25, elapsed
+    assert any(line.startswith("INIT_REPORT Init Duration: ") and line.endswith("Status: timeout")
+               for line in result.lines), result.tail
 
 
 def test_runtime_api_answers_calls_out_of_turn_as_lambda(lambda_client, function_name):
