@@ -75,6 +75,10 @@ def clients(server):
 
 
 def make_recorder(lam, server, name: str, results_url: str, mode: str = "ok", **extra) -> str:
+    # These tests time Kiln's retries and deliveries, not the function. At 128 MB (1/14 of a
+    # vCPU) a Python exception and its traceback alone take 60 to 350 ms on these machines,
+    # which would blur the retry gaps being measured.
+    extra.setdefault("MemorySize", 512)
     created = lam.create_function(
         FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
         Code={"ZipFile": RECORDER_ZIP}, Timeout=10,

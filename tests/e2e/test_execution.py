@@ -1060,7 +1060,8 @@ def test_runtime_api_answers_calls_out_of_turn_as_lambda(lambda_client, function
     """A runtime that answers an unknown or already answered request, reports an init error
     after init, asks for the next event while one is running, or calls an unknown endpoint gets
     the Runtime API's errors, and the environment keeps working."""
-    create(lambda_client, function_name, "shell", "misuse")
+    # A whole vCPU: the handler starts six curl processes within the 5 s timeout.
+    create(lambda_client, function_name, "shell", "misuse", MemorySize=1769)
     first = invoke(lambda_client, function_name, {})
     assert first.function_error is None, first.raw
     assert first.payload == {}
