@@ -247,9 +247,12 @@ impl Engine {
             };
             let engine = self.clone();
             tokio::spawn(async move {
-                let function = event.function_name.clone();
+                // Frees the function's slot however the attempt ends, a panic included.
+                let _slot = AttemptSlot {
+                    engine: engine.clone(),
+                    function: event.function_name.clone(),
+                };
                 engine.attempt(event).await;
-                engine.inner.async_invocations.attempt_ended(&function);
             });
         }
     }
@@ -618,6 +621,21 @@ impl Engine {
             }
             _ => Err(format!("Kiln cannot deliver to {destination}")),
         }
+    }
+}
+
+/// One running attempt's hold on its function's slot, released when dropped.
+struct AttemptSlot {
+    engine: Engine,
+    function: String,
+}
+
+impl Drop for AttemptSlot {
+    fn drop(&mut self) {
+        self.engine
+            .inner
+            .async_invocations
+            .attempt_ended(&self.function);
     }
 }
 
